@@ -1,0 +1,186 @@
+//! Small checks shared by the FlinkDeployment, FlinkSessionJob and pod rules.
+
+use std::net::IpAddr;
+
+use crate::admission::violation::Violation;
+
+/// The operator's cluster name rule: a DNS-1035 label of at most 45
+/// characters (Flink derives longer Service names from it).
+pub const MAX_NAME_LEN: usize = 45;
+
+pub fn is_valid_cluster_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME_LEN
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+pub fn cluster_name(path: &str, name: &str) -> Option<Violation> {
+    if is_valid_cluster_name(name) {
+        return None;
+    }
+    Some(Violation::new(
+        path,
+        format!(
+            "'{name}' is not a valid Flink cluster name: it must be lower case letters, digits and '-', \
+             start with a letter, end with a letter or digit, and be at most {MAX_NAME_LEN} characters"
+        ),
+        "choose a name such as 'my-flink-job'",
+    ))
+}
+
+/// Whether an image reference is allowed by a list of registries or
+/// repository prefixes. An empty list allows everything.
+pub fn image_allowed(image: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let repo = normalized_repository(image);
+    allowed.iter().any(|a| {
+        let a = a.trim_end_matches('/');
+        repo == a
+            || repo
+                .strip_prefix(a)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// `flink:1.20` -> `docker.io/library/flink`, as the container runtime reads it.
+pub fn normalized_repository(image: &str) -> String {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    // A tag is a ':' after the last '/', not a registry port.
+    let name = match without_digest.rfind(':') {
+        Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
+        _ => without_digest,
+    };
+    match name.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            name.to_string()
+        }
+        Some(_) => format!("docker.io/{name}"),
+        None => format!("docker.io/library/{name}"),
+    }
+}
+
+/// Why a jarURI host must not be fetched from: it points inside the
+/// cluster or at the node itself (SSRF through the JobManager).
+pub fn internal_host_reason(host: &url::Host<&str>) -> Option<&'static str> {
+    match host {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            (d == "localhost" || d.ends_with(".localhost")).then_some("is localhost")
+        }
+        url::Host::Ipv4(ip) => ip_reason(&IpAddr::V4(*ip)),
+        url::Host::Ipv6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => ip_reason(&IpAddr::V4(v4)),
+            None => ip_reason(&IpAddr::V6(*ip)),
+        },
+    }
+}
+
+fn ip_reason(ip: &IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => Some("is a loopback address"),
+        IpAddr::V4(v4) if v4.is_link_local() => Some("is a link-local address"),
+        IpAddr::V4(v4) if v4.is_private() => Some("is a private address"),
+        IpAddr::V4(v4) if v4.is_unspecified() => Some("is the unspecified address"),
+        IpAddr::V6(v6) if v6.is_loopback() => Some("is a loopback address"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some("is the unspecified address"),
+        // fe80::/10 link-local, fc00::/7 unique-local (IPv6's private range).
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some("is a link-local address"),
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xfe00) == 0xfc00 => Some("is a private address"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names() {
+        for ok in ["a", "my-job", "a1", &"a".repeat(45)] {
+            assert!(is_valid_cluster_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "-a",
+            "a-",
+            "My-job",
+            "a_b",
+            "a.b",
+            &"a".repeat(46),
+        ] {
+            assert!(!is_valid_cluster_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_normalisation_and_allow_list() {
+        assert_eq!(
+            normalized_repository("flink:1.20"),
+            "docker.io/library/flink"
+        );
+        assert_eq!(
+            normalized_repository("apache/flink:1.20"),
+            "docker.io/apache/flink"
+        );
+        assert_eq!(
+            normalized_repository("registry.example.com:5000/team/flink:1"),
+            "registry.example.com:5000/team/flink"
+        );
+        assert_eq!(
+            normalized_repository("localhost/flink@sha256:abc"),
+            "localhost/flink"
+        );
+        let allowed = vec![
+            "registry.example.com".to_string(),
+            "ghcr.io/acme".to_string(),
+        ];
+        assert!(image_allowed("registry.example.com/flink:1.20", &allowed));
+        assert!(image_allowed("ghcr.io/acme/flink:1.20", &allowed));
+        assert!(!image_allowed("ghcr.io/acme-evil/flink:1.20", &allowed));
+        assert!(!image_allowed("flink:1.20", &allowed));
+        assert!(image_allowed("flink:1.20", &[]));
+    }
+
+    #[test]
+    fn internal_hosts() {
+        let reason = |u: &str| {
+            let url = url::Url::parse(u).unwrap();
+            internal_host_reason(&url.host().unwrap())
+        };
+        assert_eq!(
+            reason("https://127.0.0.1/x.jar"),
+            Some("is a loopback address")
+        );
+        assert_eq!(reason("https://localhost/x.jar"), Some("is localhost"));
+        assert_eq!(
+            reason("https://10.1.2.3/x.jar"),
+            Some("is a private address")
+        );
+        assert_eq!(
+            reason("https://192.168.0.1/x.jar"),
+            Some("is a private address")
+        );
+        assert_eq!(
+            reason("https://169.254.169.254/x.jar"),
+            Some("is a link-local address")
+        );
+        assert_eq!(reason("https://[::1]/x.jar"), Some("is a loopback address"));
+        assert_eq!(
+            reason("https://[::ffff:10.0.0.1]/x.jar"),
+            Some("is a private address")
+        );
+        assert_eq!(
+            reason("https://[fd00::1]/x.jar"),
+            Some("is a private address")
+        );
+        assert_eq!(reason("https://repo.example.com/x.jar"), None);
+        assert_eq!(reason("https://8.8.8.8/x.jar"), None);
+    }
+}

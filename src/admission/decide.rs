@@ -1,0 +1,396 @@
+//! The admission decision, independent of HTTP: which object this is, what
+//! the rules say about it, and the response kube-apiserver gets. The server
+//! and `flinkgate check` both come through here.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::core::GroupVersionKind;
+use kube::core::admission::{AdmissionResponse, Operation};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::review::{self, Request};
+use super::violation::Violation;
+use super::{mutate, validate};
+use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
+use crate::flink::pod::{Component, flink_component};
+use crate::policy::{Mode, Policy, Rules};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
+        }
+    }
+}
+
+/// What kind of object a request carries, as far as flinkgate cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    FlinkDeployment,
+    FlinkSessionJob,
+    FlinkPod(Component),
+    /// Not a Flink pod, or a kind flinkgate does not handle: allowed untouched.
+    Other,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::FlinkDeployment => "FlinkDeployment",
+            Target::FlinkSessionJob => "FlinkSessionJob",
+            Target::FlinkPod(_) => "Pod",
+            Target::Other => "Other",
+        }
+    }
+}
+
+/// The verdict on one object, before the policy mode turns it into a response.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub violations: Vec<Violation>,
+    pub patch: Option<json_patch::Patch>,
+    /// The object does not have the resource's shape; the reason.
+    pub malformed: Option<String>,
+}
+
+/// The object's identity, for messages and namespace rules.
+pub struct Subject<'a> {
+    pub target: Target,
+    pub operation: &'a Operation,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+#[derive(Deserialize)]
+struct LabelsOnly {
+    #[serde(default)]
+    metadata: MetaLabels,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaLabels {
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+fn is_flink_group(gvk: &GroupVersionKind) -> bool {
+    gvk.group == "flink.apache.org"
+}
+
+/// Classifies a request; pods are read only as far as their labels.
+pub fn classify(req: &Request) -> Target {
+    if req.sub_resource.is_some() || matches!(req.operation, Operation::Delete | Operation::Connect)
+    {
+        return Target::Other;
+    }
+    match (req.kind.group.as_str(), req.kind.kind.as_str()) {
+        (_, "FlinkDeployment") if is_flink_group(&req.kind) => Target::FlinkDeployment,
+        (_, "FlinkSessionJob") if is_flink_group(&req.kind) => Target::FlinkSessionJob,
+        // Pods are only shaped on the way in; their spec is immutable later.
+        ("", "Pod") if req.operation == Operation::Create => {
+            let labels = req
+                .object
+                .as_ref()
+                .and_then(|raw| serde_json::from_str::<LabelsOnly>(raw.get()).ok())
+                .and_then(|o| o.metadata.labels);
+            flink_component(labels.as_ref()).map_or(Target::Other, Target::FlinkPod)
+        }
+        _ => Target::Other,
+    }
+}
+
+/// Target of an object given as JSON (for `flinkgate check`).
+pub fn classify_object(obj: &Value) -> Target {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    match (api_version, kind) {
+        (v, "FlinkDeployment") if v.starts_with("flink.apache.org/") => Target::FlinkDeployment,
+        (v, "FlinkSessionJob") if v.starts_with("flink.apache.org/") => Target::FlinkSessionJob,
+        ("v1", "Pod") => {
+            let labels: Option<BTreeMap<String, String>> = obj
+                .pointer("/metadata/labels")
+                .and_then(|l| serde_json::from_value(l.clone()).ok());
+            flink_component(labels.as_ref()).map_or(Target::Other, Target::FlinkPod)
+        }
+        _ => Target::Other,
+    }
+}
+
+/// Reads a part of the object typed, naming the field on failure.
+fn typed<'v, T: Deserialize<'v>>(value: &'v Value, what: &str) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            what.to_string()
+        } else {
+            format!("{what}.{path}")
+        };
+        format!("{at}: {}", e.into_inner())
+    })
+}
+
+fn spec_of(obj: &Value) -> &Value {
+    static EMPTY: Value = Value::Null;
+    obj.get("spec").unwrap_or(&EMPTY)
+}
+
+/// Runs one endpoint's work on one object.
+pub fn evaluate(
+    endpoint: Endpoint,
+    rules: &Rules,
+    subject: &Subject,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Outcome {
+    match evaluate_inner(endpoint, rules, subject, obj, old) {
+        Ok(o) => o,
+        Err(malformed) => Outcome {
+            malformed: Some(malformed),
+            ..Outcome::default()
+        },
+    }
+}
+
+fn evaluate_inner(
+    endpoint: Endpoint,
+    rules: &Rules,
+    s: &Subject,
+    obj: &Value,
+    old: Option<&Value>,
+) -> Result<Outcome, String> {
+    let ctx = validate::Context {
+        rules,
+        name: s.name,
+        namespace: s.namespace,
+    };
+    let mut out = Outcome::default();
+    match s.target {
+        Target::Other => {}
+        Target::FlinkDeployment => {
+            let spec: FlinkDeploymentSpec = if spec_of(obj).is_null() {
+                FlinkDeploymentSpec::default()
+            } else {
+                typed(spec_of(obj), "spec")?
+            };
+            match endpoint {
+                Endpoint::Validate => out.violations = validate::flink_deployment(&spec, &ctx),
+                Endpoint::Mutate => {
+                    out.patch = diff(obj, |o| mutate::flink_deployment(o, &spec, rules))
+                }
+            }
+        }
+        Target::FlinkSessionJob => {
+            let spec: FlinkSessionJobSpec = if spec_of(obj).is_null() {
+                FlinkSessionJobSpec::default()
+            } else {
+                typed(spec_of(obj), "spec")?
+            };
+            match endpoint {
+                Endpoint::Validate => {
+                    let old_spec: Option<FlinkSessionJobSpec> = match (s.operation, old) {
+                        // An old object we cannot read cannot pin deploymentName; the
+                        // API server stored it, so its shape is the CRD's.
+                        (Operation::Update, Some(o)) => typed(spec_of(o), "oldObject.spec").ok(),
+                        _ => None,
+                    };
+                    out.violations = validate::flink_session_job(&spec, old_spec.as_ref(), &ctx);
+                }
+                Endpoint::Mutate => {
+                    out.patch = diff(obj, |o| mutate::flink_session_job(o, &spec, rules))
+                }
+            }
+        }
+        Target::FlinkPod(component) => match endpoint {
+            Endpoint::Validate => {
+                let pod: Pod = typed(obj, "object")?;
+                out.violations = validate::flink_pod(&pod, component, &ctx);
+            }
+            Endpoint::Mutate => out.patch = diff(obj, |o| mutate::flink_pod(o, component, rules)),
+        },
+    }
+    Ok(out)
+}
+
+/// Applies `edit` to a copy and returns the RFC 6902 difference, or `None`
+/// when nothing changed (the response then carries no patch at all).
+fn diff(obj: &Value, edit: impl FnOnce(&mut Value)) -> Option<json_patch::Patch> {
+    let mut edited = obj.clone();
+    edit(&mut edited);
+    if &edited == obj {
+        return None;
+    }
+    Some(json_patch::diff(obj, &edited))
+}
+
+/// The full path for the server: envelope in, response out.
+pub fn decide(endpoint: Endpoint, policy: &Policy, req: &Request) -> Decision {
+    let target = classify(req);
+    let namespace = req.namespace.as_deref();
+    let rules = policy.rules_for(namespace);
+    let mode = rules.mode;
+    if target == Target::Other {
+        return Decision::new(target, mode, review::allow(&req.uid), false, 0);
+    }
+    let Some(raw) = &req.object else {
+        let resp = review::deny(
+            &req.uid,
+            400,
+            "BadRequest",
+            "request.object is missing".into(),
+        );
+        return Decision::new(target, mode, resp, false, 0);
+    };
+    let obj: Value = match serde_json::from_str(raw.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            let resp = review::deny(
+                &req.uid,
+                400,
+                "BadRequest",
+                format!("request.object is not valid JSON: {e}"),
+            );
+            return Decision::new(target, mode, resp, false, 0);
+        }
+    };
+    let old: Option<Value> = req
+        .old_object
+        .as_ref()
+        .and_then(|r| serde_json::from_str(r.get()).ok());
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(&req.name);
+    let subject = Subject {
+        target,
+        operation: &req.operation,
+        namespace: namespace.unwrap_or(""),
+        name,
+    };
+    let outcome = evaluate(endpoint, rules, &subject, &obj, old.as_ref());
+    let violations = outcome.violations.len();
+    let patched = outcome.patch.is_some();
+    let resp = respond(&req.uid, &subject, mode, outcome);
+    Decision::new(target, mode, resp, patched, violations)
+}
+
+/// The response plus what metrics and logs want to know about it.
+pub struct Decision {
+    pub target: Target,
+    pub mode: Mode,
+    pub response: AdmissionResponse,
+    pub patched: bool,
+    pub violations: usize,
+}
+
+impl Decision {
+    fn new(
+        target: Target,
+        mode: Mode,
+        response: AdmissionResponse,
+        patched: bool,
+        violations: usize,
+    ) -> Self {
+        Self {
+            target,
+            mode,
+            response,
+            patched,
+            violations,
+        }
+    }
+}
+
+/// Turns an outcome into a response under the namespace's mode.
+pub fn respond(uid: &str, s: &Subject, mode: Mode, outcome: Outcome) -> AdmissionResponse {
+    if let Some(reason) = outcome.malformed {
+        return review::deny(
+            uid,
+            400,
+            "BadRequest",
+            format!(
+                "{} {} is malformed: {reason}",
+                s.target.as_str(),
+                display_name(s)
+            ),
+        );
+    }
+    let mut resp = if outcome.violations.is_empty() {
+        review::allow(uid)
+    } else {
+        match mode {
+            Mode::Enforce => review::deny(
+                uid,
+                403,
+                "Forbidden",
+                denial_message(s, &outcome.violations),
+            ),
+            Mode::Warn => {
+                let mut r = review::allow(uid);
+                r.warnings = Some(
+                    outcome
+                        .violations
+                        .iter()
+                        .map(|v| format!("flinkgate: {v}"))
+                        .collect(),
+                );
+                r
+            }
+            Mode::Audit => {
+                tracing::warn!(
+                    kind = s.target.as_str(),
+                    object = %display_name(s),
+                    violations = %outcome.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "),
+                    "policy violations allowed in audit mode"
+                );
+                review::allow(uid)
+            }
+        }
+    };
+    if let Some(patch) = outcome.patch
+        && resp.allowed
+    {
+        resp = match resp.with_patch(patch) {
+            Ok(r) => r,
+            Err(e) => review::deny(
+                uid,
+                500,
+                "InternalError",
+                format!("could not encode the patch: {e}"),
+            ),
+        };
+    }
+    resp
+}
+
+fn display_name(s: &Subject) -> String {
+    if s.namespace.is_empty() {
+        s.name.to_string()
+    } else {
+        format!("{}/{}", s.namespace, s.name)
+    }
+}
+
+/// One line per violation, numbered, so kubectl shows them all.
+pub fn denial_message(s: &Subject, violations: &[Violation]) -> String {
+    let mut msg = format!(
+        "{} {} violates {} flinkgate rule{}:",
+        s.target.as_str(),
+        display_name(s),
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" }
+    );
+    for (i, v) in violations.iter().enumerate() {
+        msg.push_str(&format!("\n  {}. {v}", i + 1));
+    }
+    msg
+}

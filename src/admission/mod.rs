@@ -1,0 +1,11 @@
+//! The admission webhook: AdmissionReview in, verdict and JSON Patch out.
+
+mod checks;
+pub mod decide;
+pub mod mutate;
+pub mod review;
+pub mod server;
+pub mod validate;
+pub mod violation;
+
+pub use decide::{Endpoint, Outcome, Subject, Target};

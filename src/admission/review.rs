@@ -1,0 +1,205 @@
+//! The AdmissionReview envelope (`admission.k8s.io/v1`): reading a request
+//! strictly, and building the response with kube's own response type.
+
+use kube::core::admission::{AdmissionResponse, Operation};
+use kube::core::{GroupVersionKind, Status, TypeMeta};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const KIND: &str = "AdmissionReview";
+/// kube-apiserver's own limit on a request body.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Why a body is not a usable AdmissionReview (answered with HTTP 400).
+#[derive(Debug, Error)]
+pub enum BadReview {
+    #[error("request body exceeds {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("request body could not be read: {0}")]
+    Unreadable(String),
+    #[error("body is not a valid AdmissionReview: {0}")]
+    Json(String),
+    #[error("apiVersion must be {API_VERSION}, got {0:?}")]
+    ApiVersion(Option<String>),
+    #[error("kind must be {KIND}, got {0:?}")]
+    Kind(Option<String>),
+    #[error("AdmissionReview has no request")]
+    MissingRequest,
+    #[error("request.uid is missing or empty")]
+    MissingUid,
+}
+
+impl BadReview {
+    /// Short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Unreadable(_) => "unreadable",
+            Self::Json(_) => "invalid_json",
+            Self::ApiVersion(_) => "wrong_api_version",
+            Self::Kind(_) => "wrong_kind",
+            Self::MissingRequest => "missing_request",
+            Self::MissingUid => "missing_uid",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    request: Option<Request>,
+}
+
+/// The parts of `AdmissionRequest` flinkgate reads. The objects stay raw
+/// JSON until the kind is known to matter, so unrelated pods cost nothing.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    #[serde(default)]
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub operation: Operation,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    #[serde(default)]
+    pub object: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub old_object: Option<Box<RawValue>>,
+}
+
+pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(BadReview::TooLarge);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let env: Envelope = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        BadReview::Json(if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        })
+    })?;
+    de.end().map_err(|e| BadReview::Json(e.to_string()))?;
+    if env.api_version.as_deref() != Some(API_VERSION) {
+        return Err(BadReview::ApiVersion(env.api_version));
+    }
+    if env.kind.as_deref() != Some(KIND) {
+        return Err(BadReview::Kind(env.kind));
+    }
+    let request = env.request.ok_or(BadReview::MissingRequest)?;
+    if request.uid.trim().is_empty() {
+        return Err(BadReview::MissingUid);
+    }
+    Ok(request)
+}
+
+/// An allowing response for `uid`, to be narrowed by the caller.
+pub fn allow(uid: &str) -> AdmissionResponse {
+    // kube's constructors want its generic request type; start from the
+    // one that does not, and make it an allowing v1 response.
+    let mut r = AdmissionResponse::invalid("");
+    r.types = TypeMeta {
+        api_version: API_VERSION.into(),
+        kind: KIND.into(),
+    };
+    r.uid = uid.to_string();
+    r.allowed = true;
+    r.result = Status::default();
+    r
+}
+
+/// A denial with an HTTP-like code (403 policy, 400 malformed object).
+pub fn deny(uid: &str, code: u16, reason: &str, message: String) -> AdmissionResponse {
+    let mut r = allow(uid).deny(message);
+    r.result.code = code;
+    r.result.reason = reason.to_string();
+    r
+}
+
+pub fn encode(response: AdmissionResponse) -> Vec<u8> {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(&response.into_review()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn review(body: &str) -> Result<Request, BadReview> {
+        parse(body.as_bytes())
+    }
+
+    const OK: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","object":{"a":1}}}"#;
+
+    #[test]
+    fn parses_a_review() {
+        let r = review(OK).unwrap();
+        assert_eq!(r.uid, "u1");
+        assert_eq!(r.kind.kind, "Pod");
+        assert_eq!(r.operation, Operation::Create);
+        assert_eq!(r.object.unwrap().get(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn rejects_bad_envelopes() {
+        assert!(matches!(review("not json"), Err(BadReview::Json(_))));
+        assert!(matches!(
+            review(&OK[..OK.len() - 5]),
+            Err(BadReview::Json(_))
+        ));
+        assert!(matches!(
+            review(&OK.replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1")),
+            Err(BadReview::ApiVersion(_))
+        ));
+        assert!(matches!(
+            review(&OK.replace("\"AdmissionReview\"", "\"Pod\"")),
+            Err(BadReview::Kind(_))
+        ));
+        assert!(matches!(
+            review(r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            Err(BadReview::MissingRequest)
+        ));
+        assert!(matches!(
+            review(&OK.replace("\"u1\"", "\"\"")),
+            Err(BadReview::MissingUid)
+        ));
+        assert!(
+            matches!(review(&OK.replace("\"CREATE\"", "\"EXPLODE\"")), Err(BadReview::Json(m)) if m.contains("operation"))
+        );
+        assert!(matches!(
+            review(&format!("{OK} trailing")),
+            Err(BadReview::Json(_))
+        ));
+        assert!(matches!(
+            parse(&vec![b' '; MAX_BODY_BYTES + 1]),
+            Err(BadReview::TooLarge)
+        ));
+    }
+
+    #[test]
+    fn encodes_v1_responses() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&encode(deny("u", 403, "Forbidden", "no".into()))).unwrap();
+        assert_eq!(v["apiVersion"], API_VERSION);
+        assert_eq!(v["kind"], KIND);
+        assert_eq!(v["response"]["uid"], "u");
+        assert_eq!(v["response"]["allowed"], false);
+        assert_eq!(v["response"]["status"]["code"], 403);
+        assert_eq!(v["response"]["status"]["message"], "no");
+        assert!(v["response"].get("patch").is_none());
+    }
+}

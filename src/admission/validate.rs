@@ -1,0 +1,709 @@
+//! Validation: the Flink operator's rules that need no cluster state, then
+//! the policy's limits. Every rule adds to one list, so a denial names every
+//! problem at once.
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use serde_json::Value;
+
+use crate::admission::checks::{cluster_name, image_allowed, internal_host_reason};
+use crate::admission::violation::{Violation, show};
+use crate::flink::config::{
+    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, JM_MEMORY_KEYS, OPERATOR_OWNED_KEYS,
+    PERIODIC_SAVEPOINT_INTERVAL_KEY, SAVEPOINT_DIR_KEYS, TM_MEMORY_KEYS,
+};
+use crate::flink::crd::{
+    FlinkConfiguration, FlinkDeploymentSpec, FlinkSessionJobSpec, JobSpec, Resource,
+    ResourceRequirements,
+};
+use crate::flink::pod::{Component, MAIN_CONTAINER};
+use crate::flink::schema::FLINK_VERSIONS;
+use crate::flink::version::FlinkVersion;
+use crate::policy::{ComponentLimits, Rules};
+use crate::quantity::{format_bytes, parse_flink_memory, parse_quantity_value};
+
+const LOG_CONFIG_KEYS: &[&str] = &["log4j-console.properties", "logback-console.xml"];
+
+/// Everything a rule may need besides the spec.
+pub struct Context<'a> {
+    pub rules: &'a Rules,
+    pub name: &'a str,
+    pub namespace: &'a str,
+}
+
+pub fn flink_deployment(spec: &FlinkDeploymentSpec, ctx: &Context) -> Vec<Violation> {
+    let mut v = Vec::new();
+    v.extend(cluster_name("metadata.name", ctx.name));
+    flink_version(spec.flink_version.as_deref(), ctx, &mut v);
+    forbidden_keys(spec.flink_configuration.as_ref(), ctx, &mut v);
+    let cfg = spec.flink_configuration.as_ref();
+    if let Some(job) = &spec.job {
+        job_fields(job, ctx, &mut v);
+        state_directories(job, cfg, &mut v);
+    }
+    replicas(spec, cfg, &mut v);
+    let jm = spec.job_manager.as_ref();
+    let tm = spec.task_manager.as_ref();
+    component_resources(
+        "spec.jobManager",
+        jm.and_then(|j| j.resource.as_ref()),
+        jm.and_then(|j| j.resources.as_ref()),
+        cfg,
+        JM_MEMORY_KEYS,
+        &ctx.rules.limits.job_manager,
+        ctx.rules.limits.require_resources,
+        &mut v,
+    );
+    component_resources(
+        "spec.taskManager",
+        tm.and_then(|t| t.resource.as_ref()),
+        tm.and_then(|t| t.resources.as_ref()),
+        cfg,
+        TM_MEMORY_KEYS,
+        &ctx.rules.limits.task_manager,
+        ctx.rules.limits.require_resources,
+        &mut v,
+    );
+    if let Some(logs) = &spec.log_configuration {
+        for key in logs
+            .keys()
+            .filter(|k| !LOG_CONFIG_KEYS.contains(&k.as_str()))
+        {
+            v.push(Violation::new(
+                format!("spec.logConfiguration[{key}]"),
+                format!("'{key}' is not a log configuration file Flink reads"),
+                format!("use one of {}", LOG_CONFIG_KEYS.join(", ")),
+            ));
+        }
+    }
+    if let Some(ingress) = &spec.ingress {
+        ingress_template(ingress.template.as_deref(), ctx, &mut v);
+    }
+    if spec
+        .service_account
+        .as_deref()
+        .is_none_or(|s| s.trim().is_empty())
+    {
+        v.push(Violation::new(
+            "spec.serviceAccount",
+            "is missing",
+            "set spec.serviceAccount to the service account the Flink pods run as (e.g. flink)",
+        ));
+    }
+    if let Some(mode) = &spec.mode
+        && !["native", "standalone"].contains(&mode.as_str())
+    {
+        v.push(Violation::new(
+            "spec.mode",
+            format!("'{mode}' is not a deployment mode"),
+            "use native or standalone",
+        ));
+    }
+    if let Some(image) = &spec.image
+        && !image_allowed(image, &ctx.rules.limits.image_registries)
+    {
+        v.push(image_violation("spec.image", image, ctx));
+    }
+    if ctx.rules.limits.require_checkpointing {
+        if config::first(cfg, CHECKPOINT_INTERVAL_KEYS).is_none() {
+            v.push(Violation::new(
+                "spec.flinkConfiguration[execution.checkpointing.interval]",
+                format!(
+                    "is not set, and checkpointing is required in namespace {}",
+                    ctx.namespace
+                ),
+                "set execution.checkpointing.interval, e.g. '60 s'",
+            ));
+        }
+        if config::first(cfg, CHECKPOINT_DIR_KEYS).is_none() {
+            v.push(missing_checkpoint_dir(
+                "checkpointing is required in this namespace",
+            ));
+        }
+    }
+    v
+}
+
+pub fn flink_session_job(
+    spec: &FlinkSessionJobSpec,
+    old: Option<&FlinkSessionJobSpec>,
+    ctx: &Context,
+) -> Vec<Violation> {
+    let mut v = Vec::new();
+    match spec.deployment_name.as_deref() {
+        None | Some("") => v.push(Violation::new(
+            "spec.deploymentName",
+            "is missing",
+            "set spec.deploymentName to the name of the session FlinkDeployment to run in",
+        )),
+        Some(name) => v.extend(cluster_name("spec.deploymentName", name)),
+    }
+    if let Some(old) = old
+        && old.deployment_name != spec.deployment_name
+    {
+        v.push(Violation::new(
+            "spec.deploymentName",
+            format!(
+                "cannot change from {} to {}",
+                show(&old.deployment_name),
+                show(&spec.deployment_name)
+            ),
+            "delete the FlinkSessionJob and create it again to move it to another session cluster",
+        ));
+    }
+    forbidden_keys(spec.flink_configuration.as_ref(), ctx, &mut v);
+    match &spec.job {
+        None => v.push(Violation::new(
+            "spec.job",
+            "is missing",
+            "set spec.job with at least jarURI (and entryClass if the jar has no Main-Class)",
+        )),
+        Some(job) => {
+            job_fields(job, ctx, &mut v);
+            jar_uri(job.jar_uri.as_deref(), ctx, &mut v);
+        }
+    }
+    v
+}
+
+/// Flink pods: resources present and within limits, images allowed.
+pub fn flink_pod(pod: &Pod, component: Component, ctx: &Context) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let Some(spec) = &pod.spec else {
+        v.push(Violation::new(
+            "spec",
+            "is missing",
+            "a pod needs a spec with containers",
+        ));
+        return v;
+    };
+    let limits = match component {
+        Component::JobManager => &ctx.rules.limits.job_manager,
+        Component::TaskManager => &ctx.rules.limits.task_manager,
+    };
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| ("spec.initContainers", c))
+        .chain(spec.containers.iter().map(|c| ("spec.containers", c)));
+    for (list, c) in all {
+        if let Some(image) = &c.image
+            && !image_allowed(image, &ctx.rules.limits.image_registries)
+        {
+            v.push(image_violation(
+                &format!("{list}[{}].image", c.name),
+                image,
+                ctx,
+            ));
+        }
+    }
+    if let Some((i, main)) = main_container(&spec.containers) {
+        let path = format!("spec.containers[{}].resources", main.name);
+        let res = main.resources.as_ref();
+        let amount = |kind: &str,
+                      key: &str|
+         -> Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity> {
+            let map = if kind == "requests" {
+                res?.requests.as_ref()
+            } else {
+                res?.limits.as_ref()
+            };
+            map?.get(key)
+        };
+        if ctx.rules.limits.require_resources {
+            for key in ["cpu", "memory"] {
+                if amount("requests", key).is_none() && amount("limits", key).is_none() {
+                    v.push(Violation::new(
+                        format!("{path}.limits.{key}"),
+                        format!("the {component} container (#{i}) sets no {key}, and resources are required in namespace {}", ctx.namespace),
+                        format!("set resources.requests.{key} and resources.limits.{key}"),
+                    ));
+                }
+            }
+        }
+        for kind in ["requests", "limits"] {
+            for key in ["cpu", "memory"] {
+                if let Some(q) = amount(kind, key) {
+                    let value = Value::String(q.0.clone());
+                    check_amount(
+                        &format!("{path}.{kind}.{key}"),
+                        key,
+                        &value,
+                        limits,
+                        component,
+                        &mut v,
+                    );
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Flink's main container by name, else the first one.
+pub fn main_container(containers: &[Container]) -> Option<(usize, &Container)> {
+    containers
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name == MAIN_CONTAINER)
+        .or_else(|| containers.first().map(|c| (0, c)))
+}
+
+fn flink_version(version: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
+    let path = "spec.flinkVersion";
+    let Some(raw) = version else {
+        v.push(Violation::new(
+            path,
+            "is missing",
+            "set spec.flinkVersion to the image's Flink version, e.g. v1_20",
+        ));
+        return;
+    };
+    let Some(parsed) = FlinkVersion::parse(raw) else {
+        v.push(Violation::new(
+            path,
+            format!("'{raw}' is not a Flink version"),
+            format!("use one of {}", FLINK_VERSIONS.join(", ")),
+        ));
+        return;
+    };
+    if parsed < FlinkVersion::MIN_SUPPORTED {
+        v.push(Violation::new(
+            path,
+            format!(
+                "{raw} is no longer supported; the oldest supported version is {}",
+                FlinkVersion::MIN_SUPPORTED
+            ),
+            format!("upgrade to {} or newer", FlinkVersion::MIN_SUPPORTED),
+        ));
+        return;
+    }
+    let allowed = &ctx.rules.limits.flink_versions;
+    if !allowed.is_empty() && !allowed.iter().any(|a| a == raw) {
+        v.push(Violation::new(
+            path,
+            format!("{raw} is not allowed in namespace {}", ctx.namespace),
+            format!("use one of {}", allowed.join(", ")),
+        ));
+    }
+}
+
+fn forbidden_keys(cfg: Option<&FlinkConfiguration>, ctx: &Context, v: &mut Vec<Violation>) {
+    for key in OPERATOR_OWNED_KEYS {
+        if let Some(value) = config::get(cfg, key) {
+            v.push(Violation::new(
+                format!("spec.flinkConfiguration[{key}]"),
+                format!("is set to '{value}', but the operator sets {key} itself"),
+                format!("remove {key} from spec.flinkConfiguration"),
+            ));
+        }
+    }
+    for key in &ctx.rules.limits.forbidden_config_keys {
+        if let Some(value) = config::get(cfg, key) {
+            v.push(Violation::new(
+                format!("spec.flinkConfiguration[{key}]"),
+                format!(
+                    "is set to '{value}', but {key} is forbidden by policy in namespace {}",
+                    ctx.namespace
+                ),
+                format!("remove {key} from spec.flinkConfiguration"),
+            ));
+        }
+    }
+}
+
+fn job_fields(job: &JobSpec, ctx: &Context, v: &mut Vec<Violation>) {
+    if let Some(mode) = &job.upgrade_mode
+        && !["stateless", "savepoint", "last-state"].contains(&mode.as_str())
+    {
+        v.push(Violation::new(
+            "spec.job.upgradeMode",
+            format!("'{mode}' is not an upgrade mode"),
+            "use stateless, savepoint or last-state",
+        ));
+    }
+    if let Some(state) = &job.state
+        && !["running", "suspended"].contains(&state.as_str())
+    {
+        v.push(Violation::new(
+            "spec.job.state",
+            format!("'{state}' is not a job state"),
+            "use running or suspended",
+        ));
+    }
+    if let Some(p) = job.parallelism {
+        let l = &ctx.rules.limits;
+        // min_parallelism is at least 1, which covers the operator's own rule.
+        if p < l.min_parallelism {
+            v.push(parallelism_below(p, l.min_parallelism));
+        }
+        if let Some(max) = l.max_parallelism
+            && p > max
+        {
+            v.push(Violation::new(
+                "spec.job.parallelism",
+                format!(
+                    "{p} is above the maximum {max} allowed in namespace {}",
+                    ctx.namespace
+                ),
+                format!("set spec.job.parallelism to at most {max}"),
+            ));
+        }
+    }
+}
+
+fn parallelism_below(p: i32, min: i32) -> Violation {
+    Violation::new(
+        "spec.job.parallelism",
+        format!("{p} is below the minimum {min}"),
+        format!("set spec.job.parallelism to at least {min}"),
+    )
+}
+
+fn missing_checkpoint_dir(why: &str) -> Violation {
+    Violation::new(
+        "spec.flinkConfiguration[execution.checkpointing.dir]",
+        format!("no checkpoint directory is set, but {why}"),
+        "set execution.checkpointing.dir (state.checkpoints.dir before Flink 2.0) to durable storage, e.g. s3://bucket/checkpoints",
+    )
+}
+
+fn state_directories(job: &JobSpec, cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
+    let mode = job.upgrade_mode.as_deref().unwrap_or("stateless");
+    if mode != "stateless" && config::first(cfg, CHECKPOINT_DIR_KEYS).is_none() {
+        v.push(missing_checkpoint_dir(&format!(
+            "spec.job.upgradeMode {mode} restores from checkpoints"
+        )));
+    }
+    if config::first(cfg, SAVEPOINT_DIR_KEYS).is_some() {
+        return;
+    }
+    let mut needs = Vec::new();
+    if mode == "savepoint" {
+        needs.push("spec.job.upgradeMode savepoint");
+    }
+    if job.savepoint_trigger_nonce.is_some() {
+        needs.push("spec.job.savepointTriggerNonce");
+    }
+    if config::get(cfg, PERIODIC_SAVEPOINT_INTERVAL_KEY).is_some() {
+        needs.push(PERIODIC_SAVEPOINT_INTERVAL_KEY);
+    }
+    if !needs.is_empty() {
+        v.push(Violation::new(
+            "spec.flinkConfiguration[execution.checkpointing.savepoint-dir]",
+            format!("no savepoint directory is set, but {} takes savepoints", needs.join(" and ")),
+            "set execution.checkpointing.savepoint-dir (state.savepoints.dir before Flink 2.0), e.g. s3://bucket/savepoints",
+        ));
+    }
+}
+
+fn replicas(spec: &FlinkDeploymentSpec, cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
+    if let Some(r) = spec.job_manager.as_ref().and_then(|j| j.replicas) {
+        if r < 1 {
+            v.push(Violation::new(
+                "spec.jobManager.replicas",
+                format!("{r} is below 1"),
+                "set spec.jobManager.replicas to 1 (or more with high availability)",
+            ));
+        } else if r > 1 && !config::high_availability_enabled(cfg) {
+            v.push(Violation::new(
+                "spec.jobManager.replicas",
+                format!("{r} standby JobManagers need high availability, which is off"),
+                "set high-availability.type: kubernetes (and a storage dir) or set spec.jobManager.replicas to 1",
+            ));
+        }
+    }
+    if let Some(r) = spec.task_manager.as_ref().and_then(|t| t.replicas)
+        && r < 1
+    {
+        v.push(Violation::new(
+            "spec.taskManager.replicas",
+            format!("{r} is below 1"),
+            "set spec.taskManager.replicas to at least 1, or remove it to size by parallelism",
+        ));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn component_resources(
+    base: &str,
+    resource: Option<&Resource>,
+    resources: Option<&ResourceRequirements>,
+    cfg: Option<&FlinkConfiguration>,
+    memory_keys: &[&str],
+    limits: &ComponentLimits,
+    require: bool,
+    v: &mut Vec<Violation>,
+) {
+    let component = if base.ends_with("jobManager") {
+        "JobManager"
+    } else {
+        "TaskManager"
+    };
+    let mut memory_given = false;
+    let mut cpu_given = false;
+    if let Some(r) = resource {
+        if let Some(mem) = &r.memory {
+            memory_given = true;
+            match parse_flink_memory(mem) {
+                Ok(bytes) => check_bytes(
+                    &format!("{base}.resource.memory"),
+                    mem,
+                    bytes as f64,
+                    limits,
+                    component,
+                    v,
+                ),
+                Err(e) => v.push(Violation::new(
+                    format!("{base}.resource.memory"),
+                    e.to_string(),
+                    "write memory like 2048m, 2g or 2Gi",
+                )),
+            }
+        }
+        if let Some(cpu) = r.cpu {
+            cpu_given = true;
+            check_amount(
+                &format!("{base}.resource.cpu"),
+                "cpu",
+                &Value::from(cpu),
+                limits,
+                component,
+                v,
+            );
+        }
+    }
+    if let Some(rr) = resources {
+        for (kind, map) in [("requests", &rr.requests), ("limits", &rr.limits)] {
+            for (key, q) in map.iter().flatten() {
+                if key == "memory" {
+                    memory_given = true;
+                }
+                if key == "cpu" {
+                    cpu_given = true;
+                }
+                if key == "cpu" || key == "memory" {
+                    check_amount(
+                        &format!("{base}.resources.{kind}.{key}"),
+                        key,
+                        q,
+                        limits,
+                        component,
+                        v,
+                    );
+                }
+            }
+        }
+        requests_within_limits(base, rr, v);
+    }
+    if let Some((key, value)) = config::first(cfg, memory_keys) {
+        memory_given = true;
+        if let Err(e) = parse_flink_memory(&value) {
+            v.push(Violation::new(
+                format!("spec.flinkConfiguration[{key}]"),
+                e.to_string(),
+                "write memory like 2048m or 2g",
+            ));
+        }
+    }
+    if !memory_given {
+        v.push(Violation::new(
+            format!("{base}.resource.memory"),
+            format!("no {component} memory is given"),
+            format!("set {base}.resource.memory (e.g. 2048m), {base}.resources.limits.memory, or {} in spec.flinkConfiguration", memory_keys[0]),
+        ));
+    }
+    if require && !cpu_given {
+        v.push(Violation::new(
+            format!("{base}.resource.cpu"),
+            format!("no {component} cpu is given, and resources are required"),
+            format!("set {base}.resource.cpu (e.g. 1) or {base}.resources.limits.cpu"),
+        ));
+    }
+}
+
+fn requests_within_limits(base: &str, rr: &ResourceRequirements, v: &mut Vec<Violation>) {
+    let (Some(req), Some(lim)) = (&rr.requests, &rr.limits) else {
+        return;
+    };
+    for (key, rq) in req {
+        let (Some(lq), Ok(r), Some(Ok(l))) = (
+            lim.get(key),
+            parse_quantity_value(rq),
+            lim.get(key).map(parse_quantity_value),
+        ) else {
+            continue;
+        };
+        if r > l {
+            v.push(Violation::new(
+                format!("{base}.resources.requests.{key}"),
+                format!("{} is above the limit {}", show(rq), show(lq)),
+                format!("lower resources.requests.{key} or raise resources.limits.{key}"),
+            ));
+        }
+    }
+}
+
+/// A cpu or memory amount: parseable, positive, within the component's maximum.
+fn check_amount(
+    path: &str,
+    key: &str,
+    value: &Value,
+    limits: &ComponentLimits,
+    component: impl std::fmt::Display,
+    v: &mut Vec<Violation>,
+) {
+    let amount = match parse_quantity_value(value) {
+        Ok(a) => a,
+        Err(e) => {
+            v.push(Violation::new(
+                path,
+                e.to_string(),
+                format!(
+                    "write {key} like {}",
+                    if key == "cpu" { "500m or 2" } else { "2Gi" }
+                ),
+            ));
+            return;
+        }
+    };
+    if amount <= 0.0 {
+        v.push(Violation::new(
+            path,
+            format!("{} must be positive", show(value)),
+            format!("set a positive {key}"),
+        ));
+        return;
+    }
+    if key == "cpu" {
+        if let Some(max) = limits.max_cpu
+            && amount > max
+        {
+            v.push(Violation::new(
+                path,
+                format!(
+                    "{} cores is above the {component} maximum of {max}",
+                    show(value)
+                ),
+                format!("request at most {max} cpu"),
+            ));
+        }
+    } else {
+        check_bytes(path, &value.to_string(), amount, limits, component, v);
+    }
+}
+
+fn check_bytes(
+    path: &str,
+    raw: &str,
+    bytes: f64,
+    limits: &ComponentLimits,
+    component: impl std::fmt::Display,
+    v: &mut Vec<Violation>,
+) {
+    if bytes <= 0.0 {
+        v.push(Violation::new(
+            path,
+            format!("{raw} must be positive"),
+            "set a positive memory size",
+        ));
+        return;
+    }
+    if let (Some(max), Some(max_raw)) = (limits.max_memory_bytes, &limits.max_memory)
+        && bytes > max
+    {
+        v.push(Violation::new(
+            path,
+            format!(
+                "{raw} ({}) is above the {component} maximum of {max_raw}",
+                format_bytes(bytes)
+            ),
+            format!("request at most {max_raw}"),
+        ));
+    }
+}
+
+fn ingress_template(template: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
+    let Some(t) = template.filter(|t| !t.trim().is_empty()) else {
+        v.push(Violation::new(
+            "spec.ingress.template",
+            "is missing",
+            "set spec.ingress.template, e.g. '{{name}}.{{namespace}}.flink.example.com' or '/{{namespace}}/{{name}}(/|$)(.*)'",
+        ));
+        return;
+    };
+    // As the operator does: add a scheme when missing, then substitute.
+    let with_scheme = if t.starts_with("http://") || t.starts_with("https://") {
+        t.to_string()
+    } else {
+        format!("http://{t}")
+    };
+    let url = with_scheme
+        .replace("{{name}}", ctx.name)
+        .replace("{{namespace}}", ctx.namespace);
+    if let Err(e) = url::Url::parse(&url) {
+        v.push(Violation::new(
+            "spec.ingress.template",
+            format!("'{t}' does not give a valid URL ('{url}': {e})"),
+            "use a host or path template with only {{name}} and {{namespace}} placeholders",
+        ));
+    }
+}
+
+fn jar_uri(uri: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
+    let path = "spec.job.jarURI";
+    let schemes = &ctx.rules.limits.jar_uri_schemes;
+    let Some(raw) = uri.filter(|u| !u.trim().is_empty()) else {
+        v.push(Violation::new(
+            path,
+            "is missing",
+            "set spec.job.jarURI to the job jar's URL, e.g. https://repo.example.com/job.jar",
+        ));
+        return;
+    };
+    let url = match url::Url::parse(raw) {
+        Ok(u) => u,
+        Err(e) => {
+            v.push(Violation::new(
+                path,
+                format!("'{raw}' is not a valid URI: {e}"),
+                "use an absolute URI such as https://repo.example.com/job.jar",
+            ));
+            return;
+        }
+    };
+    if !schemes.iter().any(|s| s == url.scheme()) {
+        v.push(Violation::new(
+            path,
+            format!(
+                "scheme '{}' of '{raw}' is not allowed in namespace {}",
+                url.scheme(),
+                ctx.namespace
+            ),
+            format!("serve the jar over {}", schemes.join(" or ")),
+        ));
+    }
+    if let Some(host) = url.host()
+        && let Some(reason) = internal_host_reason(&host)
+    {
+        v.push(Violation::new(
+            path,
+            format!("host '{host}' of '{raw}' {reason}; the JobManager would fetch from inside the cluster"),
+            "host the jar on an external artifact server",
+        ));
+    }
+}
+
+fn image_violation(path: &str, image: &str, ctx: &Context) -> Violation {
+    Violation::new(
+        path,
+        format!(
+            "image '{image}' is not from an allowed registry in namespace {}",
+            ctx.namespace
+        ),
+        format!(
+            "use an image from {}",
+            ctx.rules.limits.image_registries.join(", ")
+        ),
+    )
+}

@@ -1,0 +1,134 @@
+//! Command-line interface. Every `serve` flag can also come from the
+//! environment (`FLINKGATE_*`), which is how the Deployment sets them.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::policy::source::ConfigMapRef;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flinkgate",
+    version,
+    about = "Admission webhook and scheduler extender for Apache Flink on Kubernetes"
+)]
+pub struct Cli {
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, global = true, env = "FLINKGATE_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTPS admission webhook. With no flags: 127.0.0.1:8443, an
+    /// in-memory self-signed certificate and the built-in policy.
+    Serve(ServeArgs),
+    /// Validate and mutate manifests offline, as the webhook would.
+    Check(CheckArgs),
+    /// Write a CA and a serving certificate for the webhook into a directory.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLINKGATE_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM). Re-read when it changes on disk.
+    #[arg(long, env = "FLINKGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the serving certificate.
+    #[arg(long, env = "FLINKGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Policy file (YAML). Re-read when it changes.
+    #[arg(long, env = "FLINKGATE_POLICY", conflicts_with = "policy_configmap")]
+    pub policy: Option<PathBuf>,
+    /// Policy ConfigMap as NAMESPACE/NAME, key `policy.yaml`, watched live.
+    #[arg(long, env = "FLINKGATE_POLICY_CONFIGMAP")]
+    pub policy_configmap: Option<ConfigMapRef>,
+    /// kubeconfig for the API server; else in-cluster config; else no cluster.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seconds between checks of the certificate and policy files.
+    #[arg(long, env = "FLINKGATE_RELOAD_INTERVAL", default_value_t = 2.0)]
+    pub reload_interval: f64,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(long, env = "FLINKGATE_SHUTDOWN_TIMEOUT", default_value_t = 25.0)]
+    pub shutdown_timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[clap(rename_all = "UPPER")]
+pub enum CheckOperation {
+    Create,
+    Update,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Manifest files (multi-document YAML or JSON); `-` reads stdin.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub files: Vec<String>,
+    /// Policy file; the built-in policy when absent.
+    #[arg(long, env = "FLINKGATE_POLICY")]
+    pub policy: Option<PathBuf>,
+    /// Namespace for objects that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// The admission operation to simulate.
+    #[arg(long, value_enum, default_value = "CREATE")]
+    pub operation: CheckOperation,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt, tls.key into.
+    #[arg(long, default_value = "certs")]
+    pub out_dir: PathBuf,
+    /// DNS names for the serving certificate (repeatable).
+    #[arg(long = "dns", default_values_t = default_dns())]
+    pub dns: Vec<String>,
+    /// IP addresses for the serving certificate (repeatable).
+    #[arg(long = "ip")]
+    pub ips: Vec<IpAddr>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+}
+
+fn default_dns() -> Vec<String> {
+    [
+        "flinkgate",
+        "flinkgate.flinkgate-system",
+        "flinkgate.flinkgate-system.svc",
+        "flinkgate.flinkgate-system.svc.cluster.local",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `flinkgate certs`.
+pub fn certs(args: CertsArgs) -> anyhow::Result<()> {
+    let bundle = crate::certs::generate(&args.dns, &args.ips, args.days)
+        .context("generating certificates")?;
+    crate::certs::write(&bundle, &args.out_dir)?;
+    println!(
+        "wrote ca.crt, ca.key, tls.crt, tls.key to {}",
+        args.out_dir.display()
+    );
+    Ok(())
+}

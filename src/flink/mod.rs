@@ -1,0 +1,8 @@
+//! What flinkgate knows about Flink: the operator's resources, Flink
+//! configuration keys, and how Flink pods are recognised.
+
+pub mod config;
+pub mod crd;
+pub mod pod;
+pub mod schema;
+pub mod version;

@@ -1,0 +1,16 @@
+//! flinkgate: admission webhook (and, later, scheduler extender and
+//! controller) for Apache Flink on Kubernetes. See the README and
+//! `../shared/architecture.md` for the picture.
+
+pub mod admission;
+pub mod certs;
+pub mod check;
+pub mod cli;
+pub mod flink;
+pub mod kubeclient;
+pub mod policy;
+pub mod quantity;
+pub mod serve;
+pub mod telemetry;
+pub mod tls;
+pub mod watch;

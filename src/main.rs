@@ -1,0 +1,36 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use flinkgate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    flinkgate::telemetry::init_logging(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => report(flinkgate::serve::run(args).await),
+            Command::Check(args) => flinkgate::check::run(args).await,
+            Command::Certs(args) => report(flinkgate::cli::certs(args)),
+        }
+    })
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The policy document's schema. Every struct rejects unknown keys, so a typo
+//! in the ConfigMap is an error naming the field, never a silently ignored rule.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What a violation does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny the request.
+    #[default]
+    Enforce,
+    /// Allow it, with AdmissionResponse warnings that kubectl prints.
+    Warn,
+    /// Allow it silently; log and count.
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
+/// One complete set of rules: the global one, or a namespace's after its
+/// overrides are merged over the global one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rules {
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub pods: PodRules,
+}
+
+/// Values injected when the user left them out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Defaults {
+    /// Flink configuration keys added to FlinkDeployments that do not set them.
+    #[serde(default)]
+    pub flink_configuration: BTreeMap<String, String>,
+    /// `spec.job.parallelism` when absent, capped by `limits.maxParallelism`.
+    #[serde(default)]
+    pub parallelism: Option<i32>,
+    /// `spec.job.upgradeMode` when absent.
+    #[serde(default)]
+    pub upgrade_mode: Option<String>,
+    /// `spec.jobManager.resource` parts when no memory / cpu is given anywhere.
+    #[serde(default)]
+    pub job_manager: Option<ResourceDefaults>,
+    #[serde(default)]
+    pub task_manager: Option<ResourceDefaults>,
+    /// Labels added to FlinkDeployments and FlinkSessionJobs.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceDefaults {
+    #[serde(default)]
+    pub cpu: Option<f64>,
+    /// Flink notation, e.g. `2048m`.
+    #[serde(default)]
+    pub memory: Option<String>,
+}
+
+/// Limits checked on every FlinkDeployment, FlinkSessionJob and Flink pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// Allowed `flinkVersion`s; empty allows every supported version.
+    #[serde(default)]
+    pub flink_versions: Vec<String>,
+    /// Allowed image registries or repository prefixes (`registry.example.com`,
+    /// `ghcr.io/acme`); empty allows every image.
+    #[serde(default)]
+    pub image_registries: Vec<String>,
+    #[serde(default = "one")]
+    pub min_parallelism: i32,
+    #[serde(default)]
+    pub max_parallelism: Option<i32>,
+    #[serde(default)]
+    pub job_manager: ComponentLimits,
+    #[serde(default)]
+    pub task_manager: ComponentLimits,
+    /// JobManager/TaskManager resources (and Flink pod container resources)
+    /// must be given, by the user or by `defaults`.
+    #[serde(default)]
+    pub require_resources: bool,
+    /// A checkpoint interval and directory must be configured.
+    #[serde(default)]
+    pub require_checkpointing: bool,
+    /// Flink configuration keys nobody may set, on top of the operator's own.
+    #[serde(default)]
+    pub forbidden_config_keys: Vec<String>,
+    /// Schemes a FlinkSessionJob's `jarURI` may use.
+    #[serde(default = "https_only")]
+    pub jar_uri_schemes: Vec<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            flink_versions: Vec::new(),
+            image_registries: Vec::new(),
+            min_parallelism: 1,
+            max_parallelism: None,
+            job_manager: ComponentLimits::default(),
+            task_manager: ComponentLimits::default(),
+            require_resources: false,
+            require_checkpointing: false,
+            forbidden_config_keys: Vec::new(),
+            jar_uri_schemes: https_only(),
+        }
+    }
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn https_only() -> Vec<String> {
+    vec!["https".to_string()]
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentLimits {
+    /// Cores.
+    #[serde(default)]
+    pub max_cpu: Option<f64>,
+    /// Kubernetes or Flink notation, e.g. `16Gi`.
+    #[serde(default)]
+    pub max_memory: Option<String>,
+    /// `max_memory` in bytes, computed when the policy loads.
+    #[serde(skip)]
+    pub max_memory_bytes: Option<f64>,
+}
+
+/// What happens to Flink JobManager / TaskManager pods.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodRules {
+    /// Labels added to every Flink pod.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub job_manager: PodComponentRules,
+    #[serde(default)]
+    pub task_manager: PodComponentRules,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodComponentRules {
+    /// Set on the pod (Always, OnFailure or Never).
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+    /// Routes the pod to this scheduler profile (e.g. flinkgate's extender
+    /// profile) unless the user picked a non-default scheduler.
+    #[serde(default)]
+    pub scheduler_name: Option<String>,
+    /// Requests and limits for the Flink main container when it has none.
+    #[serde(default)]
+    pub resources: Option<PodResources>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodResources {
+    #[serde(default)]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+}

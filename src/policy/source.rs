@@ -1,0 +1,204 @@
+//! Where policies come from: the built-in one, a file (polled), or a
+//! ConfigMap watched through the API server. Each new document is checked
+//! first; a bad one is reported and the last good policy stays in force.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use tokio_util::sync::CancellationToken;
+
+use super::{Policy, PolicyStore};
+use crate::watch::FileFingerprint;
+
+/// The ConfigMap key holding the policy document.
+pub const POLICY_KEY: &str = "policy.yaml";
+
+/// Reference to a ConfigMap as `NAMESPACE/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMapRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for ConfigMapRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Self {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => Err(format!("'{s}' is not NAMESPACE/NAME")),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigMapRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Parses a document and installs it, or reports why not. Returns the error text.
+pub fn apply_document(store: &PolicyStore, yaml: &str, source: &str) -> Result<u64, String> {
+    match Policy::parse(yaml, source) {
+        Ok(policy) => {
+            let generation = store.install(policy);
+            tracing::info!(source, generation, "policy in force");
+            Ok(generation)
+        }
+        Err(e) => {
+            store.record_rejection();
+            tracing::error!(source, error = %e, "policy rejected; the last good policy stays in force");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Polls a policy file and installs each new valid version.
+pub async fn watch_file(
+    store: Arc<PolicyStore>,
+    path: PathBuf,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let source = path.display().to_string();
+    let mut fp = FileFingerprint::new([&path]);
+    // The caller loaded the first version; start from what is on disk now.
+    let _ = fp.changed().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match fp.changed().await {
+            Ok(Some(mut contents)) => {
+                let bytes = contents.pop().unwrap_or_default();
+                match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        let _ = apply_document(&store, &text, &source);
+                    }
+                    Err(_) => {
+                        store.record_rejection();
+                        tracing::error!(
+                            source,
+                            "policy file is not UTF-8; the last good policy stays in force"
+                        );
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(source, error = %e, "cannot read policy file; keeping the policy in force")
+            }
+        }
+    }
+}
+
+/// Watches one ConfigMap and installs each new valid `policy.yaml`. A rejected
+/// document also becomes a Warning Event on the ConfigMap, so `kubectl
+/// describe configmap` shows why the edit did not take.
+pub async fn watch_configmap(
+    store: Arc<PolicyStore>,
+    client: Client,
+    cm: ConfigMapRef,
+    stop: CancellationToken,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &cm.namespace);
+    let recorder = Recorder::new(
+        client,
+        Reporter {
+            controller: "flinkgate".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let source = format!("configmap {cm}");
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
+    let mut events = watcher(api, config).boxed();
+    let mut last_seen: Option<String> = None;
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            n = events.next() => n,
+        };
+        let event = match next {
+            None => return,
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                // The watcher retries by itself; back off so a dead API server
+                // does not spin this loop.
+                tracing::warn!(source, error = %e, "policy ConfigMap watch error; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let obj = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => o,
+            watcher::Event::Delete(_) => {
+                tracing::warn!(
+                    source,
+                    "policy ConfigMap deleted; the last good policy stays in force"
+                );
+                continue;
+            }
+            watcher::Event::Init | watcher::Event::InitDone => continue,
+        };
+        let Some(doc) = obj.data.as_ref().and_then(|d| d.get(POLICY_KEY)) else {
+            store.record_rejection();
+            let msg =
+                format!("ConfigMap has no key '{POLICY_KEY}'; the last good policy stays in force");
+            tracing::error!(source, "{msg}");
+            publish_rejection(&recorder, &obj, &msg).await;
+            continue;
+        };
+        // Resyncs replay the same document: only act on a change.
+        if last_seen.as_deref() == Some(doc.as_str()) {
+            continue;
+        }
+        last_seen = Some(doc.clone());
+        if let Err(msg) = apply_document(&store, doc, &source) {
+            publish_rejection(
+                &recorder,
+                &obj,
+                &format!("{msg}; the last good policy stays in force"),
+            )
+            .await;
+        }
+    }
+}
+
+async fn publish_rejection(recorder: &Recorder, cm: &ConfigMap, message: &str) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "PolicyRejected".into(),
+        note: Some(message.chars().take(1000).collect()),
+        action: "LoadPolicy".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &cm.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish the PolicyRejected event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configmap_ref_parses() {
+        let r: ConfigMapRef = "flinkgate-system/flinkgate-policy".parse().unwrap();
+        assert_eq!(r.namespace, "flinkgate-system");
+        assert_eq!(r.name, "flinkgate-policy");
+        for bad in ["", "x", "/x", "x/", "a/b/c"] {
+            assert!(bad.parse::<ConfigMapRef>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! `flinkgate serve`: wires policy, TLS, metrics and the HTTPS server
+//! together and runs until SIGTERM / SIGINT.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::server::{AppState, router, serve_tls};
+use crate::cli::ServeArgs;
+use crate::policy::source::{self, apply_document};
+use crate::policy::{Policy, PolicyStore};
+use crate::telemetry::Metrics;
+use crate::tls::{self, ReloadingCert};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let stop = CancellationToken::new();
+    let (metrics, registry) = Metrics::new();
+    let store = Arc::new(PolicyStore::new(metrics.clone()));
+    let interval = Duration::from_secs_f64(args.reload_interval.max(0.1));
+
+    // Policy: file, ConfigMap, or built-in.
+    if let Some(path) = &args.policy {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading policy {}", path.display()))?;
+        if let Err(e) = apply_document(&store, &text, &path.display().to_string()) {
+            bail!("policy {} is invalid: {e}", path.display());
+        }
+        tokio::spawn(source::watch_file(
+            store.clone(),
+            path.clone(),
+            interval,
+            stop.child_token(),
+        ));
+    } else if let Some(cm) = &args.policy_configmap {
+        let Some(client) = crate::kubeclient::client(args.kubeconfig.as_deref()).await? else {
+            bail!("--policy-configmap needs a cluster: pass --kubeconfig or run in a pod");
+        };
+        tracing::info!(configmap = %cm, "watching the policy ConfigMap; ready once it loads");
+        tokio::spawn(source::watch_configmap(
+            store.clone(),
+            client,
+            cm.clone(),
+            stop.child_token(),
+        ));
+    } else {
+        store.install(Policy::builtin());
+        tracing::info!("using the built-in policy");
+    }
+
+    // TLS: the given files (watched), or a self-signed certificate in memory.
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => {
+            let cert_pem = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
+            let key_pem = std::fs::read(k).with_context(|| format!("reading {}", k.display()))?;
+            let key = tls::certified_key(&cert_pem, &key_pem)
+                .context("loading the serving certificate")?;
+            let cert = ReloadingCert::new(key);
+            tokio::spawn(tls::watch_files(
+                cert.clone(),
+                c.clone(),
+                k.clone(),
+                interval,
+                metrics.clone(),
+                stop.child_token(),
+            ));
+            cert
+        }
+        _ => {
+            let bundle = crate::certs::generate(
+                &["localhost".into()],
+                &[
+                    "127.0.0.1"
+                        .parse()
+                        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                    std::net::Ipv6Addr::LOCALHOST.into(),
+                ],
+                365,
+            )?;
+            tracing::warn!(
+                "no --tls-cert given: serving a self-signed certificate for localhost (local use only)"
+            );
+            ReloadingCert::new(tls::certified_key(
+                bundle.cert.as_bytes(),
+                bundle.key.as_bytes(),
+            )?)
+        }
+    };
+    let tls_config = Arc::new(tls::server_config(cert)?);
+
+    let listening = Arc::new(AtomicBool::new(false));
+    let app = router(AppState {
+        policy: store.clone(),
+        metrics,
+        registry: Arc::new(registry),
+        listening: listening.clone(),
+    });
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let local = listener.local_addr()?;
+    listening.store(true, Ordering::Release);
+    tracing::info!(
+        address = %local,
+        policy_loaded = store.is_loaded(),
+        startup_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "listening on https://{local}"
+    );
+
+    tokio::spawn(shutdown_on_signal(stop.clone()));
+    serve_tls(
+        listener,
+        tls_config,
+        app,
+        stop.clone(),
+        Duration::from_secs_f64(args.shutdown_timeout.max(0.0)),
+    )
+    .await;
+    stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_on_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+    stop.cancel();
+}

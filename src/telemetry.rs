@@ -1,0 +1,122 @@
+//! Logging setup and the Prometheus metrics flinkgate exports.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Sets up `tracing`: `RUST_LOG` filters (default `info`), JSON with `--log-json`.
+pub fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub endpoint: &'static str,
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub allowed: &'static str,
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViolationLabels {
+    pub kind: &'static str,
+    pub mode: &'static str,
+}
+
+/// Every metric, registered once; cheap to clone (counters are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    pub admission_requests: Family<AdmissionLabels, Counter>,
+    pub admission_duration: Family<EndpointLabels, Histogram>,
+    pub admission_bad_requests: Family<EndpointLabels, Counter>,
+    pub admission_violations: Family<ViolationLabels, Counter>,
+    pub policy_generation: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub policy_reload_errors: Counter<u64, AtomicU64>,
+    pub tls_reloads: Counter<u64, AtomicU64>,
+    pub tls_reload_errors: Counter<u64, AtomicU64>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 5 µs .. ~80 ms: admission decisions are microseconds; the tail shows stalls.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        5e-6, 2.0, 15,
+    ))
+}
+
+impl Metrics {
+    pub fn new() -> (Self, Registry) {
+        let m = Self {
+            admission_requests: Family::default(),
+            admission_duration: Family::new_with_constructor(duration_histogram),
+            admission_bad_requests: Family::default(),
+            admission_violations: Family::default(),
+            policy_generation: Gauge::default(),
+            policy_reload_errors: Counter::default(),
+            tls_reloads: Counter::default(),
+            tls_reload_errors: Counter::default(),
+        };
+        let mut r = Registry::with_prefix("flinkgate");
+        r.register(
+            "admission_requests",
+            "Admission reviews answered, by endpoint, kind, operation, verdict and policy mode",
+            m.admission_requests.clone(),
+        );
+        r.register(
+            "admission_duration_seconds",
+            "Time to decide one admission review, body read to response encoded",
+            m.admission_duration.clone(),
+        );
+        r.register(
+            "admission_bad_requests",
+            "Requests refused with 4xx because the body was not a usable AdmissionReview",
+            m.admission_bad_requests.clone(),
+        );
+        r.register(
+            "admission_violations",
+            "Policy violations found, by kind and mode (in audit mode the only trace besides the log)",
+            m.admission_violations.clone(),
+        );
+        r.register(
+            "policy_generation",
+            "Generation of the policy in force (0: none yet)",
+            m.policy_generation.clone(),
+        );
+        r.register(
+            "policy_reload_errors",
+            "Policy documents rejected as invalid; the last good policy stayed in force",
+            m.policy_reload_errors.clone(),
+        );
+        r.register(
+            "tls_certificate_reloads",
+            "Serving certificates loaded after a change on disk",
+            m.tls_reloads.clone(),
+        );
+        r.register(
+            "tls_certificate_reload_errors",
+            "Serving certificate reloads that failed; the previous certificate stayed in use",
+            m.tls_reload_errors.clone(),
+        );
+        (m, r)
+    }
+}

@@ -1,0 +1,77 @@
+//! Change detection for mounted files by polling their content.
+//!
+//! Polling, not inotify: a Kubernetes Secret or ConfigMap volume rotates by
+//! atomically swapping the `..data` symlink, which file watches miss, and a
+//! content hash also ignores touches that change nothing.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Remembers the content hash of a set of files.
+pub struct FileFingerprint {
+    paths: Vec<PathBuf>,
+    last: Option<[u8; 32]>,
+}
+
+impl FileFingerprint {
+    pub fn new(paths: impl IntoIterator<Item = impl AsRef<Path>>) -> Self {
+        Self {
+            paths: paths
+                .into_iter()
+                .map(|p| p.as_ref().to_path_buf())
+                .collect(),
+            last: None,
+        }
+    }
+
+    /// Reads the files; returns their contents if they differ from the last
+    /// call's (always on the first call). Unreadable files are an error.
+    pub async fn changed(&mut self) -> std::io::Result<Option<Vec<Vec<u8>>>> {
+        let mut contents = Vec::with_capacity(self.paths.len());
+        let mut hasher = Sha256::new();
+        for p in &self.paths {
+            let bytes = tokio::fs::read(p).await?;
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+            contents.push(bytes);
+        }
+        let digest: [u8; 32] = hasher.finalize().into();
+        if self.last == Some(digest) {
+            return Ok(None);
+        }
+        self.last = Some(digest);
+        Ok(Some(contents))
+    }
+
+    /// Forgets the last content so the next call reports it again (used
+    /// when a read succeeded but the content could not be used yet).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_only_real_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a");
+        std::fs::write(&f, "one").unwrap();
+        let mut fp = FileFingerprint::new([&f]);
+        assert_eq!(fp.changed().await.unwrap(), Some(vec![b"one".to_vec()]));
+        assert_eq!(fp.changed().await.unwrap(), None);
+        std::fs::write(&f, "one").unwrap();
+        assert_eq!(
+            fp.changed().await.unwrap(),
+            None,
+            "same content is no change"
+        );
+        std::fs::write(&f, "two").unwrap();
+        assert_eq!(fp.changed().await.unwrap(), Some(vec![b"two".to_vec()]));
+        std::fs::remove_file(&f).unwrap();
+        assert!(fp.changed().await.is_err());
+    }
+}
