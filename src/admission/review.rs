@@ -3,7 +3,7 @@
 
 use kube::core::admission::{AdmissionResponse, Operation};
 use kube::core::{GroupVersionKind, Status, TypeMeta};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
@@ -130,9 +130,54 @@ pub fn deny(uid: &str, code: u16, reason: &str, message: String) -> AdmissionRes
     r
 }
 
+/// Serialises the response as an `admission.k8s.io/v1` AdmissionReview.
+///
+/// kube's own serialisation writes `patch` as an array of numbers
+/// (kube-rs/kube#1781); the API defines it as base64, so this writes it so.
 pub fn encode(response: AdmissionResponse) -> Vec<u8> {
-    // Serialising these plain structs cannot fail.
-    serde_json::to_vec(&response.into_review()).unwrap_or_default()
+    use base64::Engine;
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Review<'a> {
+        api_version: &'static str,
+        kind: &'static str,
+        response: Response<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Response<'a> {
+        uid: &'a str,
+        allowed: bool,
+        status: &'a Status,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch: Option<String>,
+        #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+        audit_annotations: &'a std::collections::HashMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        warnings: Option<&'a Vec<String>>,
+    }
+    let patch = response
+        .patch
+        .as_ref()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    let review = Review {
+        api_version: API_VERSION,
+        kind: KIND,
+        response: Response {
+            uid: &response.uid,
+            allowed: response.allowed,
+            status: &response.result,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            audit_annotations: &response.audit_annotations,
+            warnings: response.warnings.as_ref(),
+        },
+    };
+    // Plain structs of strings and numbers: serialising cannot fail.
+    serde_json::to_vec(&review).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -201,5 +246,21 @@ mod tests {
         assert_eq!(v["response"]["status"]["code"], 403);
         assert_eq!(v["response"]["status"]["message"], "no");
         assert!(v["response"].get("patch").is_none());
+        assert!(v["response"].get("patchType").is_none());
+    }
+
+    #[test]
+    fn encodes_the_patch_as_base64() {
+        use base64::Engine;
+        let patch: json_patch::Patch =
+            serde_json::from_str(r#"[{"op":"add","path":"/a","value":1}]"#).unwrap();
+        let resp = allow("u").with_patch(patch.clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&encode(resp)).unwrap();
+        assert_eq!(v["response"]["patchType"], "JSONPatch");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(v["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        let back: json_patch::Patch = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(back, patch);
     }
 }
