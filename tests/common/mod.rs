@@ -1,0 +1,162 @@
+//! Test harness: runs the real `flinkgate` binary on a random port with
+//! generated certificates and talks to it over HTTPS.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub ca_pem: String,
+    pub dir: tempfile::TempDir,
+    logs: mpsc::Receiver<String>,
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Writes a CA + serving certificate for 127.0.0.1/localhost into `dir`.
+pub fn write_certs(dir: &Path) -> flinkgate::certs::Bundle {
+    let b = flinkgate::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+    flinkgate::certs::write(&b, dir).unwrap();
+    b
+}
+
+impl Server {
+    /// Starts `flinkgate serve` with certificate files in a temp dir plus `extra` args.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = write_certs(dir.path());
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            cert.display().to_string(),
+            "--tls-key".into(),
+            key.display().to_string(),
+            "--reload-interval".into(),
+            "0.2".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(&args, dir, bundle.ca_cert)
+    }
+
+    pub fn spawn(args: &[String], dir: tempfile::TempDir, ca_pem: String) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("KUBECONFIG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start flinkgate");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[flinkgate] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addr = None;
+        while addr.is_none() {
+            let line = rx.recv_timeout(Duration::from_secs(20)).expect("flinkgate did not report its address");
+            if let Some(i) = line.find("listening on https://") {
+                let rest = &line[i + "listening on https://".len()..];
+                addr = Some(rest.split_whitespace().next().unwrap().trim_end_matches('"').to_string());
+            }
+        }
+        Server { child, addr: addr.unwrap(), ca_pem, dir, logs: rx }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        client_trusting(&[&self.ca_pem])
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line containing {needle:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        wait_timeout(&mut self.child, Duration::from_secs(30)).expect("flinkgate did not exit after SIGTERM")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+pub fn client_trusting(cas: &[&str]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().tls_built_in_root_certs(false).use_rustls_tls();
+    for ca in cas {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// POSTs a body and returns status and parsed JSON.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+    let resp = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    (status, json)
+}
+
+/// Decodes the base64 JSON Patch of an AdmissionReview response.
+pub fn patch_of(review: &serde_json::Value) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let p = review["response"]["patch"].as_str()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
+    Some(serde_json::from_slice(&raw).unwrap())
+}
