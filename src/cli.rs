@@ -32,6 +32,36 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a CA and a serving certificate for the webhook into a directory.
     Certs(CertsArgs),
+    /// Print (or write) the FlinkDeployment and FlinkSessionJob CRDs.
+    Crds(CrdsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Write one file per CRD into this directory instead of printing.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// `flinkgate crds`.
+pub fn crds(args: CrdsArgs) -> anyhow::Result<()> {
+    let files = crate::flink::crd_gen::crd_files().context("rendering the CRDs")?;
+    match args.out_dir {
+        None => {
+            for (_, yaml) in files {
+                println!("---\n{yaml}");
+            }
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, yaml) in files {
+                let path = dir.join(name);
+                std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args, Clone)]

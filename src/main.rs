@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => report(flinkgate::serve::run(args).await),
             Command::Check(args) => flinkgate::check::run(args).await,
             Command::Certs(args) => report(flinkgate::cli::certs(args)),
+            Command::Crds(args) => report(flinkgate::cli::crds(args)),
         }
     })
 }

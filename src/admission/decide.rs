@@ -228,7 +228,7 @@ fn diff(obj: &Value, edit: impl FnOnce(&mut Value)) -> Option<json_patch::Patch>
     if &edited == obj {
         return None;
     }
-    Some(json_patch::diff(obj, &edited))
+    Some(super::diff::diff(obj, &edited))
 }
 
 /// The full path for the server: envelope in, response out.

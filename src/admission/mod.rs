@@ -2,6 +2,7 @@
 
 mod checks;
 pub mod decide;
+mod diff;
 pub mod mutate;
 pub mod review;
 pub mod server;

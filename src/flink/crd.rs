@@ -147,6 +147,34 @@ pub struct JobSpec {
     pub savepoint_redeploy_nonce: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaler_reset_nonce: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_state_reference: Option<StateReference>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A FlinkStateSnapshot to start from (`spec.job.initialStateReference`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StateReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One `spec.ingress.tls` entry.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -164,8 +192,7 @@ pub struct IngressSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::flink::schema::preserved_array")]
-    pub tls: Option<Vec<Value>>,
+    pub tls: Option<Vec<IngressTls>>,
     #[serde(flatten)]
     pub extra: Extra,
 }

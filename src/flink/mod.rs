@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod crd;
+pub mod crd_gen;
 pub mod pod;
 pub mod schema;
 pub mod version;

@@ -34,13 +34,6 @@ pub fn preserved_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
 }
 
-pub fn preserved_array(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "array",
-        "items": { "type": "object", "x-kubernetes-preserve-unknown-fields": true }
-    })
-}
-
 /// Kubernetes quantities: a string or a number.
 pub fn quantity_map(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
