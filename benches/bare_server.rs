@@ -13,11 +13,21 @@ use flinkgate::admission::review;
 use flinkgate::admission::server::serve_tls;
 use tokio_util::sync::CancellationToken;
 
+// mimalloc: admission decisions allocate many small JSON nodes; it cuts
+// their cost by about a third against glibc malloc (see README benchmarks).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9443".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9443".into());
     let bundle = flinkgate::certs::generate(&["localhost".into()], &["127.0.0.1".parse()?], 1)?;
-    let cert = flinkgate::tls::ReloadingCert::new(flinkgate::tls::certified_key(bundle.cert.as_bytes(), bundle.key.as_bytes())?);
+    let cert = flinkgate::tls::ReloadingCert::new(flinkgate::tls::certified_key(
+        bundle.cert.as_bytes(),
+        bundle.key.as_bytes(),
+    )?);
     let tls = Arc::new(flinkgate::tls::server_config(cert)?);
     let app = Router::new().route(
         "/validate",
@@ -29,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
         }),
     );
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("bare server listening on https://{}", listener.local_addr()?);
+    eprintln!(
+        "bare server listening on https://{}",
+        listener.local_addr()?
+    );
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::admission::decide::{
-    Endpoint, Subject, Target, classify_object, denial_message, evaluate,
+    Endpoint, Source, Subject, Target, classify_object, denial_message, evaluate,
 };
 use crate::admission::violation::Violation;
 use crate::cli::{CheckArgs, CheckOperation, OutputFormat};
@@ -84,7 +84,7 @@ pub fn check_object(
         namespace: &namespace,
         name: &name,
     };
-    let mutated = evaluate(Endpoint::Mutate, rules, &subject, obj, None);
+    let mutated = evaluate(Endpoint::Mutate, rules, &subject, Source::Json(obj), None);
     if let Some(m) = mutated.malformed {
         report.verdict = "denied";
         report.error = Some(format!("malformed: {m}"));
@@ -101,7 +101,13 @@ pub fn check_object(
         return report;
     }
     report.patch = mutated.patch;
-    let validated = evaluate(Endpoint::Validate, rules, &subject, &patched, None);
+    let validated = evaluate(
+        Endpoint::Validate,
+        rules,
+        &subject,
+        Source::Json(&patched),
+        None,
+    );
     if let Some(m) = validated.malformed {
         report.verdict = "denied";
         report.error = Some(format!("malformed: {m}"));

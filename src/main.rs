@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use flinkgate::cli::{Cli, Command};
 
+// mimalloc: admission decisions allocate many small JSON nodes; it cuts
+// their cost by about a third against glibc malloc (see README benchmarks).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     flinkgate::telemetry::init_logging(cli.log_json);

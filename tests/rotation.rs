@@ -35,10 +35,15 @@ async fn rotating_a_secret_volume_fails_no_request() {
     symlink("..data/tls.key", root.join("tls.key")).unwrap();
 
     let args: Vec<String> = [
-        "serve", "--listen", "127.0.0.1:0",
-        "--tls-cert", root.join("tls.crt").to_str().unwrap(),
-        "--tls-key", root.join("tls.key").to_str().unwrap(),
-        "--reload-interval", "0.1",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        root.join("tls.crt").to_str().unwrap(),
+        "--tls-key",
+        root.join("tls.key").to_str().unwrap(),
+        "--reload-interval",
+        "0.1",
     ]
     .map(String::from)
     .to_vec();
@@ -54,7 +59,13 @@ async fn rotating_a_secret_volume_fails_no_request() {
 
     let mut workers = Vec::new();
     for worker in 0..4 {
-        let (url, body, failures, done, stop) = (s.url("/mutate"), body.clone(), failures.clone(), done.clone(), stop.clone());
+        let (url, body, failures, done, stop) = (
+            s.url("/mutate"),
+            body.clone(),
+            failures.clone(),
+            done.clone(),
+            stop.clone(),
+        );
         let keep_alive = client_trusting(&both);
         let cas: Vec<String> = both.iter().map(|s| s.to_string()).collect();
         workers.push(tokio::spawn(async move {
@@ -86,7 +97,11 @@ async fn rotating_a_secret_volume_fails_no_request() {
     for w in workers {
         w.await.unwrap();
     }
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "requests failed during rotation");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "requests failed during rotation"
+    );
     assert!(done.load(Ordering::Relaxed) > 20, "the load actually ran");
 
     // New handshakes present the new certificate.
@@ -94,5 +109,8 @@ async fn rotating_a_secret_volume_fails_no_request() {
     let (status, _) = post_json(&only_new, &s.url("/mutate"), body.clone()).await;
     assert_eq!(status, 200);
     let only_old = client_trusting(&[&old.ca_cert]);
-    assert!(only_old.get(s.url("/healthz")).send().await.is_err(), "the old certificate is no longer served");
+    assert!(
+        only_old.get(s.url("/healthz")).send().await.is_err(),
+        "the old certificate is no longer served"
+    );
 }

@@ -414,7 +414,7 @@ fn session_job_needs_a_valid_deployment_name() {
 
 #[test]
 fn session_job_deployment_name_cannot_change_on_update() {
-    use flinkgate::admission::decide::{Endpoint, Subject, Target, evaluate};
+    use flinkgate::admission::decide::{Endpoint, Source, Subject, Target, evaluate};
     let p = Policy::builtin();
     let old = valid_session_job();
     let mut new = old.clone();
@@ -429,8 +429,8 @@ fn session_job_deployment_name_cannot_change_on_update() {
         Endpoint::Validate,
         p.rules_for(Some("team-a")),
         &subject,
-        &new,
-        Some(&old),
+        Source::Json(&new),
+        Some(Source::Raw(&old.to_string())),
     );
     assert!(
         out.violations
@@ -443,8 +443,8 @@ fn session_job_deployment_name_cannot_change_on_update() {
         Endpoint::Validate,
         p.rules_for(Some("team-a")),
         &subject,
-        &old,
-        Some(&old),
+        Source::Raw(&old.to_string()),
+        Some(Source::Json(&old)),
     );
     assert!(same.violations.is_empty(), "{:?}", same.violations);
 }

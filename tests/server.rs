@@ -12,20 +12,37 @@ use serde_json::json;
 async fn a_valid_flinkdeployment_is_mutated_then_allowed() {
     let s = Server::start(&[]);
     let c = s.client();
-    let (status, review) = post_json(&c, &s.url("/mutate"), fixture("flinkdeployment-create.json")).await;
+    let (status, review) = post_json(
+        &c,
+        &s.url("/mutate"),
+        fixture("flinkdeployment-create.json"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
-    assert_eq!(review["response"]["uid"], "0f4d3c2a-1111-4a8e-9a52-000000000001");
+    assert_eq!(
+        review["response"]["uid"],
+        "0f4d3c2a-1111-4a8e-9a52-000000000001"
+    );
     assert_eq!(review["response"]["allowed"], true);
     assert_eq!(review["response"]["patchType"], "JSONPatch");
     let patch = patch_of(&review).expect("a patch");
     let ops = patch.as_array().unwrap();
-    assert!(ops.iter().any(|op| op["path"] == "/spec/flinkConfiguration/restart-strategy.type"), "{patch}");
-    assert!(ops.iter().any(|op| op["path"] == "/spec/job/parallelism" && op["value"] == 2), "{patch}");
+    assert!(
+        ops.iter()
+            .any(|op| op["path"] == "/spec/flinkConfiguration/restart-strategy.type"),
+        "{patch}"
+    );
+    assert!(
+        ops.iter()
+            .any(|op| op["path"] == "/spec/job/parallelism" && op["value"] == 2),
+        "{patch}"
+    );
 
     // The patched object passes validation.
-    let mut req: serde_json::Value = serde_json::from_str(&fixture("flinkdeployment-create.json")).unwrap();
+    let mut req: serde_json::Value =
+        serde_json::from_str(&fixture("flinkdeployment-create.json")).unwrap();
     let p: json_patch::Patch = serde_json::from_value(patch).unwrap();
     json_patch::patch(&mut req["request"]["object"], &p).unwrap();
     let (status, review) = post_json(&c, &s.url("/validate"), req.to_string()).await;
@@ -41,7 +58,12 @@ async fn a_valid_flinkdeployment_is_mutated_then_allowed() {
 #[tokio::test]
 async fn an_invalid_flinkdeployment_is_denied_with_every_violation() {
     let s = Server::start(&[]);
-    let (status, review) = post_json(&s.client(), &s.url("/validate"), fixture("flinkdeployment-create-invalid.json")).await;
+    let (status, review) = post_json(
+        &s.client(),
+        &s.url("/validate"),
+        fixture("flinkdeployment-create-invalid.json"),
+    )
+    .await;
     assert_eq!(status, 200);
     let r = &review["response"];
     assert_eq!(r["allowed"], false);
@@ -61,23 +83,54 @@ async fn an_invalid_flinkdeployment_is_denied_with_every_violation() {
 async fn session_job_fixtures() {
     let s = Server::start(&[]);
     let c = s.client();
-    let (_, moved) = post_json(&c, &s.url("/validate"), fixture("flinksessionjob-update-moved.json")).await;
+    let (_, moved) = post_json(
+        &c,
+        &s.url("/validate"),
+        fixture("flinksessionjob-update-moved.json"),
+    )
+    .await;
     assert_eq!(moved["response"]["allowed"], false);
-    assert!(moved["response"]["status"]["message"].as_str().unwrap().contains("spec.deploymentName: cannot change"));
-    let (_, created) = post_json(&c, &s.url("/mutate"), fixture("flinksessionjob-create.json")).await;
+    assert!(
+        moved["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.deploymentName: cannot change")
+    );
+    let (_, created) = post_json(
+        &c,
+        &s.url("/mutate"),
+        fixture("flinksessionjob-create.json"),
+    )
+    .await;
     let patch = patch_of(&created).unwrap();
-    assert!(patch.as_array().unwrap().iter().any(|op| op["path"] == "/metadata/labels/target.session"
-        || op["value"]["target.session"] == "session-cluster"), "{patch}");
+    assert!(
+        patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|op| op["path"] == "/metadata/labels/target.session"
+                || op["value"]["target.session"] == "session-cluster"),
+        "{patch}"
+    );
 }
 
 #[tokio::test]
 async fn flink_pods_are_mutated_and_other_pods_untouched() {
     let s = Server::start(&[]);
     let c = s.client();
-    let (_, tm) = post_json(&c, &s.url("/mutate"), fixture("pod-taskmanager-create.json")).await;
+    let (_, tm) = post_json(
+        &c,
+        &s.url("/mutate"),
+        fixture("pod-taskmanager-create.json"),
+    )
+    .await;
     assert_eq!(tm["response"]["allowed"], true);
     let patch = patch_of(&tm).expect("TaskManager pods get resources and labels");
-    assert!(patch.to_string().contains("flink-main-container") || patch.to_string().contains("/spec/containers/0/resources"), "{patch}");
+    assert!(
+        patch.to_string().contains("flink-main-container")
+            || patch.to_string().contains("/spec/containers/0/resources"),
+        "{patch}"
+    );
     for ep in ["/mutate", "/validate"] {
         let (status, other) = post_json(&c, &s.url(ep), fixture("pod-other-create.json")).await;
         assert_eq!(status, 200);
@@ -90,9 +143,19 @@ async fn flink_pods_are_mutated_and_other_pods_untouched() {
 async fn deletes_are_allowed_and_malformed_objects_denied_with_reason() {
     let s = Server::start(&[]);
     let c = s.client();
-    let (_, del) = post_json(&c, &s.url("/validate"), fixture("flinkdeployment-delete.json")).await;
+    let (_, del) = post_json(
+        &c,
+        &s.url("/validate"),
+        fixture("flinkdeployment-delete.json"),
+    )
+    .await;
     assert_eq!(del["response"]["allowed"], true);
-    let (status, bad) = post_json(&c, &s.url("/validate"), fixture("flinkdeployment-create-malformed.json")).await;
+    let (status, bad) = post_json(
+        &c,
+        &s.url("/validate"),
+        fixture("flinkdeployment-create-malformed.json"),
+    )
+    .await;
     assert_eq!(status, 200, "a well-formed review gets a review back");
     assert_eq!(bad["response"]["allowed"], false);
     assert_eq!(bad["response"]["status"]["code"], 400);
@@ -115,18 +178,37 @@ async fn bad_input_gets_400_with_a_json_error() {
         ("not json", "hello".into()),
         ("truncated", good[..good.len() / 2].to_string()),
         ("empty", String::new()),
-        ("wrong apiVersion", with(&|x| x["apiVersion"] = json!("admission.k8s.io/v1beta1"))),
+        (
+            "wrong apiVersion",
+            with(&|x| x["apiVersion"] = json!("admission.k8s.io/v1beta1")),
+        ),
         ("wrong kind", with(&|x| x["kind"] = json!("Pod"))),
-        ("missing request", with(&|x| { x.as_object_mut().unwrap().remove("request"); })),
-        ("missing uid", with(&|x| { x["request"].as_object_mut().unwrap().remove("uid"); })),
-        ("request not an object", with(&|x| x["request"] = json!([1, 2]))),
+        (
+            "missing request",
+            with(&|x| {
+                x.as_object_mut().unwrap().remove("request");
+            }),
+        ),
+        (
+            "missing uid",
+            with(&|x| {
+                x["request"].as_object_mut().unwrap().remove("uid");
+            }),
+        ),
+        (
+            "request not an object",
+            with(&|x| x["request"] = json!([1, 2])),
+        ),
         ("array body", "[]".into()),
     ];
     for (what, body) in cases {
         for ep in ["/validate", "/mutate"] {
             let (status, err) = post_json(&c, &s.url(ep), body.clone()).await;
             assert_eq!(status, 400, "{what} on {ep}: {err}");
-            assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()), "{what}: {err}");
+            assert!(
+                err["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{what}: {err}"
+            );
         }
     }
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(3 * 1024 * 1024 + 10));
@@ -145,11 +227,23 @@ async fn bad_input_gets_400_with_a_json_error() {
 async fn tls_1_2_and_1_3_http1_and_http2() {
     let s = Server::start(&[]);
     let ca = reqwest::Certificate::from_pem(s.ca_pem.as_bytes()).unwrap();
-    let build = |b: reqwest::ClientBuilder| b.tls_built_in_root_certs(false).use_rustls_tls().add_root_certificate(ca.clone()).build().unwrap();
+    let build = |b: reqwest::ClientBuilder| {
+        b.tls_built_in_root_certs(false)
+            .use_rustls_tls()
+            .add_root_certificate(ca.clone())
+            .build()
+            .unwrap()
+    };
     let tls12 = build(reqwest::Client::builder().max_tls_version(reqwest::tls::Version::TLS_1_2));
-    assert_eq!(tls12.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        tls12.get(s.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
     let tls13 = build(reqwest::Client::builder().min_tls_version(reqwest::tls::Version::TLS_1_3));
-    assert_eq!(tls13.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        tls13.get(s.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
     let h2 = build(reqwest::Client::builder());
     let r = h2.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN negotiates h2");
@@ -157,7 +251,10 @@ async fn tls_1_2_and_1_3_http1_and_http2() {
     let r = h1.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
     // Plain HTTP is not served.
-    let plain = reqwest::Client::new().get(format!("http://{}/healthz", s.addr)).send().await;
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/healthz", s.addr))
+        .send()
+        .await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
 }
 
@@ -166,16 +263,34 @@ async fn readiness_and_metrics() {
     let s = Server::start(&[]);
     let c = s.client();
     assert_eq!(c.get(s.url("/readyz")).send().await.unwrap().status(), 200);
-    let _ = post_json(&c, &s.url("/validate"), fixture("flinkdeployment-create-invalid.json")).await;
+    let _ = post_json(
+        &c,
+        &s.url("/validate"),
+        fixture("flinkdeployment-create-invalid.json"),
+    )
+    .await;
     let _ = post_json(&c, &s.url("/validate"), "garbage").await;
-    let text = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"flinkgate_admission_requests_total{endpoint="validate",kind="FlinkDeployment",operation="CREATE",allowed="false",mode="enforce"} 1"#),
         "{text}"
     );
-    assert!(text.contains("flinkgate_admission_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("flinkgate_admission_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("flinkgate_policy_generation 1"), "{text}");
-    assert!(text.contains(r#"flinkgate_admission_bad_requests_total{endpoint="validate"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"flinkgate_admission_bad_requests_total{endpoint="validate"} 1"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -185,23 +300,45 @@ async fn policy_file_reload_and_rejection() {
     std::fs::write(&policy, "limits: {maxParallelism: 100}\n").unwrap();
     let s = Server::start(&["--policy", policy.to_str().unwrap()]);
     let c = s.client();
-    let mut req: serde_json::Value = serde_json::from_str(&fixture("flinkdeployment-create.json")).unwrap();
+    let mut req: serde_json::Value =
+        serde_json::from_str(&fixture("flinkdeployment-create.json")).unwrap();
     req["request"]["object"]["spec"]["job"]["parallelism"] = json!(50);
     let verdict = |c: reqwest::Client, body: String, url: String| async move {
-        post_json(&c, &url, body).await.1["response"]["allowed"].as_bool().unwrap()
+        post_json(&c, &url, body).await.1["response"]["allowed"]
+            .as_bool()
+            .unwrap()
     };
     assert!(verdict(c.clone(), req.to_string(), s.url("/validate")).await);
 
     std::fs::write(&policy, "limits: {maxParallelism: 10}\n").unwrap();
     s.wait_for_log("policy in force", Duration::from_secs(10));
-    assert!(!verdict(c.clone(), req.to_string(), s.url("/validate")).await, "the new policy applies without a restart");
+    assert!(
+        !verdict(c.clone(), req.to_string(), s.url("/validate")).await,
+        "the new policy applies without a restart"
+    );
 
     std::fs::write(&policy, "limits: {maxParalelism: 1000}\n").unwrap();
     let line = s.wait_for_log("policy rejected", Duration::from_secs(10));
-    assert!(line.contains("maxParalelism"), "the error names the field: {line}");
-    assert!(!verdict(c.clone(), req.to_string(), s.url("/validate")).await, "the last good policy stays");
-    let text = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("flinkgate_policy_reload_errors_total 1"), "{text}");
+    assert!(
+        line.contains("maxParalelism"),
+        "the error names the field: {line}"
+    );
+    assert!(
+        !verdict(c.clone(), req.to_string(), s.url("/validate")).await,
+        "the last good policy stays"
+    );
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("flinkgate_policy_reload_errors_total 1"),
+        "{text}"
+    );
     assert!(text.contains("flinkgate_policy_generation 2"), "{text}");
 }
 
@@ -211,7 +348,13 @@ async fn an_invalid_policy_file_at_start_is_refused() {
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, "mode: sometimes\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_flinkgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--policy", policy.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -233,11 +376,17 @@ async fn sigterm_finishes_in_flight_requests_then_exits_0() {
     tx.send(Ok(a.to_vec())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = s.child.id().to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     s.wait_for_log("draining", Duration::from_secs(5));
     tx.send(Ok(b.to_vec())).await.unwrap();
     drop(tx);
-    let resp = inflight.await.unwrap().expect("the in-flight request completes");
+    let resp = inflight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(resp.status(), 200);
     let review: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(review["response"]["allowed"], true);

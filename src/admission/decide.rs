@@ -76,6 +76,18 @@ struct LabelsOnly {
     metadata: MetaLabels,
 }
 
+#[derive(Deserialize)]
+struct NameOnly {
+    #[serde(default)]
+    metadata: MetaName,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaName {
+    #[serde(default)]
+    name: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 struct MetaLabels {
     #[serde(default)]
@@ -125,8 +137,64 @@ pub fn classify_object(obj: &Value) -> Target {
     }
 }
 
-/// Reads a part of the object typed, naming the field on failure.
+/// An object as the caller has it: parsed JSON (for `check`, which
+/// applies patches, and for mutation), or the raw request text (the
+/// server's validate path reads typed fields straight from it and never
+/// builds a `Value`).
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Json(&'a Value),
+    Raw(&'a str),
+}
+
+#[derive(Deserialize)]
+struct SpecOnly<S> {
+    #[serde(default)]
+    spec: Option<S>,
+}
+
+/// Reads `.spec` typed; a wrong shape names the field.
+fn read_spec<S: serde::de::DeserializeOwned + Default>(
+    src: Source,
+    prefix: &str,
+) -> Result<S, String> {
+    match src {
+        Source::Json(v) => match v.get("spec") {
+            None | Some(Value::Null) => Ok(S::default()),
+            Some(spec) => typed(spec, &format!("{prefix}spec")),
+        },
+        Source::Raw(raw) => match serde_json::from_str::<SpecOnly<S>>(raw) {
+            Ok(o) => Ok(o.spec.unwrap_or_default()),
+            Err(_) => Err(explain::<SpecOnly<S>>(raw, prefix)),
+        },
+    }
+}
+
+fn read_whole<T: serde::de::DeserializeOwned>(src: Source) -> Result<T, String> {
+    match src {
+        Source::Json(v) => typed(v, "object"),
+        Source::Raw(raw) => serde_json::from_str(raw).map_err(|_| explain::<T>(raw, "")),
+    }
+}
+
+/// Re-reads text that failed to parse, tracking the path for the message.
+fn explain<T: serde::de::DeserializeOwned>(raw: &str, prefix: &str) -> String {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => "object could not be read".into(),
+        Err(e) => {
+            let path = e.path().to_string();
+            format!("{prefix}{path}: {}", e.into_inner())
+        }
+    }
+}
+
+/// Reads a part of a parsed object typed, naming the field on failure.
 fn typed<'v, T: Deserialize<'v>>(value: &'v Value, what: &str) -> Result<T, String> {
+    // Path tracking costs on every field; pay it only to explain a failure.
+    if let Ok(t) = T::deserialize(value) {
+        return Ok(t);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let at = if path == "." {
@@ -138,18 +206,13 @@ fn typed<'v, T: Deserialize<'v>>(value: &'v Value, what: &str) -> Result<T, Stri
     })
 }
 
-fn spec_of(obj: &Value) -> &Value {
-    static EMPTY: Value = Value::Null;
-    obj.get("spec").unwrap_or(&EMPTY)
-}
-
-/// Runs one endpoint's work on one object.
+/// Runs one endpoint's work on one object. Mutation needs the parsed JSON.
 pub fn evaluate(
     endpoint: Endpoint,
     rules: &Rules,
     subject: &Subject,
-    obj: &Value,
-    old: Option<&Value>,
+    obj: Source,
+    old: Option<Source>,
 ) -> Outcome {
     match evaluate_inner(endpoint, rules, subject, obj, old) {
         Ok(o) => o,
@@ -164,8 +227,8 @@ fn evaluate_inner(
     endpoint: Endpoint,
     rules: &Rules,
     s: &Subject,
-    obj: &Value,
-    old: Option<&Value>,
+    obj: Source,
+    old: Option<Source>,
 ) -> Result<Outcome, String> {
     let ctx = validate::Context {
         rules,
@@ -173,51 +236,49 @@ fn evaluate_inner(
         namespace: s.namespace,
     };
     let mut out = Outcome::default();
-    match s.target {
-        Target::Other => {}
-        Target::FlinkDeployment => {
-            let spec: FlinkDeploymentSpec = if spec_of(obj).is_null() {
-                FlinkDeploymentSpec::default()
-            } else {
-                typed(spec_of(obj), "spec")?
-            };
-            match endpoint {
-                Endpoint::Validate => out.violations = validate::flink_deployment(&spec, &ctx),
-                Endpoint::Mutate => {
-                    out.patch = diff(obj, |o| mutate::flink_deployment(o, &spec, rules))
-                }
-            }
+    match (s.target, endpoint) {
+        (Target::Other, _) => {}
+        (Target::FlinkDeployment, Endpoint::Validate) => {
+            let spec: FlinkDeploymentSpec = read_spec(obj, "")?;
+            out.violations = validate::flink_deployment(&spec, &ctx);
         }
-        Target::FlinkSessionJob => {
-            let spec: FlinkSessionJobSpec = if spec_of(obj).is_null() {
-                FlinkSessionJobSpec::default()
-            } else {
-                typed(spec_of(obj), "spec")?
-            };
-            match endpoint {
-                Endpoint::Validate => {
-                    let old_spec: Option<FlinkSessionJobSpec> = match (s.operation, old) {
-                        // An old object we cannot read cannot pin deploymentName; the
-                        // API server stored it, so its shape is the CRD's.
-                        (Operation::Update, Some(o)) => typed(spec_of(o), "oldObject.spec").ok(),
-                        _ => None,
-                    };
-                    out.violations = validate::flink_session_job(&spec, old_spec.as_ref(), &ctx);
-                }
-                Endpoint::Mutate => {
-                    out.patch = diff(obj, |o| mutate::flink_session_job(o, &spec, rules))
-                }
-            }
+        (Target::FlinkDeployment, Endpoint::Mutate) => {
+            let json = as_json(obj)?;
+            let spec: FlinkDeploymentSpec = read_spec(obj, "")?;
+            out.patch = diff(json, |o| mutate::flink_deployment(o, &spec, rules));
         }
-        Target::FlinkPod(component) => match endpoint {
-            Endpoint::Validate => {
-                let pod: Pod = typed(obj, "object")?;
-                out.violations = validate::flink_pod(&pod, component, &ctx);
-            }
-            Endpoint::Mutate => out.patch = diff(obj, |o| mutate::flink_pod(o, component, rules)),
-        },
+        (Target::FlinkSessionJob, Endpoint::Validate) => {
+            let spec: FlinkSessionJobSpec = read_spec(obj, "")?;
+            // An old object that cannot be read cannot pin deploymentName; the
+            // API server stored it, so its shape is the CRD's anyway.
+            let old_spec: Option<FlinkSessionJobSpec> = match (s.operation, old) {
+                (Operation::Update, Some(o)) => read_spec(o, "oldObject.").ok(),
+                _ => None,
+            };
+            out.violations = validate::flink_session_job(&spec, old_spec.as_ref(), &ctx);
+        }
+        (Target::FlinkSessionJob, Endpoint::Mutate) => {
+            let json = as_json(obj)?;
+            let spec: FlinkSessionJobSpec = read_spec(obj, "")?;
+            out.patch = diff(json, |o| mutate::flink_session_job(o, &spec, rules));
+        }
+        (Target::FlinkPod(component), Endpoint::Validate) => {
+            let pod: Pod = read_whole(obj)?;
+            out.violations = validate::flink_pod(&pod, component, &ctx);
+        }
+        (Target::FlinkPod(component), Endpoint::Mutate) => {
+            let json = as_json(obj)?;
+            out.patch = diff(json, |o| mutate::flink_pod(o, component, rules));
+        }
     }
     Ok(out)
+}
+
+fn as_json(src: Source<'_>) -> Result<&Value, String> {
+    match src {
+        Source::Json(v) => Ok(v),
+        Source::Raw(_) => Err("internal error: mutation needs the parsed object".into()),
+    }
 }
 
 /// Applies `edit` to a copy and returns the RFC 6902 difference, or `None`
@@ -225,10 +286,8 @@ fn evaluate_inner(
 fn diff(obj: &Value, edit: impl FnOnce(&mut Value)) -> Option<json_patch::Patch> {
     let mut edited = obj.clone();
     edit(&mut edited);
-    if &edited == obj {
-        return None;
-    }
-    Some(super::diff::diff(obj, &edited))
+    let patch = super::diff::diff(obj, &edited);
+    (!patch.0.is_empty()).then_some(patch)
 }
 
 /// The full path for the server: envelope in, response out.
@@ -249,34 +308,36 @@ pub fn decide(endpoint: Endpoint, policy: &Policy, req: &Request) -> Decision {
         );
         return Decision::new(target, mode, resp, false, 0);
     };
-    let obj: Value = match serde_json::from_str(raw.get()) {
-        Ok(v) => v,
-        Err(e) => {
-            let resp = review::deny(
-                &req.uid,
-                400,
-                "BadRequest",
-                format!("request.object is not valid JSON: {e}"),
-            );
-            return Decision::new(target, mode, resp, false, 0);
-        }
+    // kube-apiserver fills request.name; read the object only when it did not.
+    let name_from_object;
+    let name = if req.name.is_empty() {
+        name_from_object = serde_json::from_str::<NameOnly>(raw.get())
+            .ok()
+            .and_then(|o| o.metadata.name)
+            .unwrap_or_default();
+        name_from_object.as_str()
+    } else {
+        req.name.as_str()
     };
-    let old: Option<Value> = req
-        .old_object
-        .as_ref()
-        .and_then(|r| serde_json::from_str(r.get()).ok());
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(&req.name);
     let subject = Subject {
         target,
         operation: &req.operation,
         namespace: namespace.unwrap_or(""),
         name,
     };
-    let outcome = evaluate(endpoint, rules, &subject, &obj, old.as_ref());
+    let outcome = match endpoint {
+        Endpoint::Validate => {
+            let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
+            evaluate(endpoint, rules, &subject, Source::Raw(raw.get()), old)
+        }
+        Endpoint::Mutate => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), None),
+            Err(e) => Outcome {
+                malformed: Some(format!("request.object is not valid JSON: {e}")),
+                ..Outcome::default()
+            },
+        },
+    };
     let violations = outcome.violations.len();
     let patched = outcome.patch.is_some();
     let resp = respond(&req.uid, &subject, mode, outcome);

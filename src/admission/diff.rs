@@ -24,7 +24,9 @@ fn walk(left: &Value, right: &Value, pointer: &mut PointerBuf, ops: &mut Vec<Pat
                 pointer.push_back(key.as_str());
                 match r.get(key) {
                     Some(rv) => walk(lv, rv, pointer, ops),
-                    None => ops.push(PatchOperation::Remove(RemoveOperation { path: pointer.clone() })),
+                    None => ops.push(PatchOperation::Remove(RemoveOperation {
+                        path: pointer.clone(),
+                    })),
                 }
                 pointer.pop_back();
             }
@@ -66,16 +68,25 @@ mod tests {
         assert!(text.contains(r#""path":"/metadata/labels""#), "{text}");
         assert!(text.contains(r#""path":"/spec/a""#), "{text}");
         assert!(text.contains(r#""path":"/spec/list/1""#), "{text}");
-        assert!(text.contains(r#""op":"remove","path":"/spec/gone""#), "{text}");
+        assert!(
+            text.contains(r#""op":"remove","path":"/spec/gone""#),
+            "{text}"
+        );
         assert!(diff(&a, &a).0.is_empty());
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), (-5i64..5).prop_map(Value::from), "[a-c/~]{0,3}".prop_map(Value::from)];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (-5i64..5).prop_map(Value::from),
+            "[a-c/~]{0,3}".prop_map(Value::from)
+        ];
         leaf.prop_recursive(3, 24, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                prop::collection::btree_map("[a-c/~.]{1,3}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop::collection::btree_map("[a-c/~.]{1,3}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

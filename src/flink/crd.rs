@@ -35,16 +35,8 @@ pub type FlinkConfiguration = serde_json::Map<String, Value>;
         status_replicas_path = ".status.taskManager.replicas",
         label_selector_path = ".status.taskManager.labelSelector"
     ),
-    printcolumn(
-        name = "Job Status",
-        type_ = "string",
-        json_path = ".status.jobStatus.state"
-    ),
-    printcolumn(
-        name = "Lifecycle State",
-        type_ = "string",
-        json_path = ".status.lifecycleState"
-    )
+    printcolumn = r#"{"name":"Job Status","type":"string","jsonPath":".status.jobStatus.state"}"#,
+    printcolumn = r#"{"name":"Lifecycle State","type":"string","jsonPath":".status.lifecycleState"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FlinkDeploymentSpec {
@@ -91,16 +83,8 @@ pub struct FlinkDeploymentSpec {
     shortname = "sessionjob",
     namespaced,
     status = "FlinkSessionJobStatus",
-    printcolumn(
-        name = "Job Status",
-        type_ = "string",
-        json_path = ".status.jobStatus.state"
-    ),
-    printcolumn(
-        name = "Lifecycle State",
-        type_ = "string",
-        json_path = ".status.lifecycleState"
-    )
+    printcolumn = r#"{"name":"Job Status","type":"string","jsonPath":".status.jobStatus.state"}"#,
+    printcolumn = r#"{"name":"Lifecycle State","type":"string","jsonPath":".status.lifecycleState"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FlinkSessionJobSpec {

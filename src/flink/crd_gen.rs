@@ -15,7 +15,10 @@ const PRESERVE: &str = "x-kubernetes-preserve-unknown-fields";
 
 /// Both CRDs, ready to apply.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [FlinkDeployment::crd(), FlinkSessionJob::crd()].into_iter().map(tidy).collect()
+    [FlinkDeployment::crd(), FlinkSessionJob::crd()]
+        .into_iter()
+        .map(tidy)
+        .collect()
 }
 
 /// `<plural>.yaml` file name and YAML text of each CRD.
@@ -32,14 +35,20 @@ pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml_ng::Error> {
 
 fn tidy(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     let mut v = serde_json::to_value(&crd).unwrap_or(Value::Null);
-    if let Some(versions) = v.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
+    if let Some(versions) = v
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
         for version in versions {
             if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
                 if let Some(obj) = schema.as_object_mut() {
                     obj.remove("description");
                     obj.insert(
                         "description".into(),
-                        Value::String("Apache Flink Kubernetes Operator resource, as validated by flinkgate".into()),
+                        Value::String(
+                            "Apache Flink Kubernetes Operator resource, as validated by flinkgate"
+                                .into(),
+                        ),
                     );
                 }
                 if let Some(spec) = schema.pointer_mut("/properties/spec") {
@@ -54,7 +63,9 @@ fn tidy(crd: CustomResourceDefinition) -> CustomResourceDefinition {
 /// Removes the preserve marker from every typed object (one that lists
 /// `properties`); free-form objects keep it.
 fn strip_catch_all(schema: &mut Value) {
-    let Some(obj) = schema.as_object_mut() else { return };
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
     if obj.contains_key("properties") {
         obj.remove(PRESERVE);
     }
@@ -80,27 +91,61 @@ mod tests {
     fn names_and_subresources_match_the_operator() {
         let crds = crds();
         let fd = &crds[0];
-        assert_eq!(fd.metadata.name.as_deref(), Some("flinkdeployments.flink.apache.org"));
-        assert_eq!(fd.spec.names.short_names.as_deref(), Some(&["flinkdep".to_string()][..]));
+        assert_eq!(
+            fd.metadata.name.as_deref(),
+            Some("flinkdeployments.flink.apache.org")
+        );
+        assert_eq!(
+            fd.spec.names.short_names.as_deref(),
+            Some(&["flinkdep".to_string()][..])
+        );
         let v = &fd.spec.versions[0];
         assert_eq!(v.name, "v1beta1");
         let sub = v.subresources.as_ref().unwrap();
         assert!(sub.status.is_some());
-        assert_eq!(sub.scale.as_ref().unwrap().spec_replicas_path, ".spec.taskManager.replicas");
+        assert_eq!(
+            sub.scale.as_ref().unwrap().spec_replicas_path,
+            ".spec.taskManager.replicas"
+        );
         let sj = &crds[1];
-        assert_eq!(sj.spec.names.short_names.as_deref(), Some(&["sessionjob".to_string()][..]));
-        assert!(sj.spec.versions[0].subresources.as_ref().unwrap().scale.is_none());
+        assert_eq!(
+            sj.spec.names.short_names.as_deref(),
+            Some(&["sessionjob".to_string()][..])
+        );
+        assert!(
+            sj.spec.versions[0]
+                .subresources
+                .as_ref()
+                .unwrap()
+                .scale
+                .is_none()
+        );
     }
 
     #[test]
     fn spec_prunes_unknown_fields_except_free_form_ones() {
         let fd = serde_json::to_value(&crds()[0]).unwrap();
-        let spec = fd.pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec").unwrap();
+        let spec = fd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+            .unwrap();
         assert!(spec.get(PRESERVE).is_none());
-        assert!(spec.pointer("/properties/job").unwrap().get(PRESERVE).is_none());
-        assert_eq!(spec.pointer("/properties/flinkConfiguration").unwrap()[PRESERVE], true);
-        assert_eq!(spec.pointer("/properties/podTemplate").unwrap()[PRESERVE], true);
-        let status = fd.pointer("/spec/versions/0/schema/openAPIV3Schema/properties/status").unwrap();
+        assert!(
+            spec.pointer("/properties/job")
+                .unwrap()
+                .get(PRESERVE)
+                .is_none()
+        );
+        assert_eq!(
+            spec.pointer("/properties/flinkConfiguration").unwrap()[PRESERVE],
+            true
+        );
+        assert_eq!(
+            spec.pointer("/properties/podTemplate").unwrap()[PRESERVE],
+            true
+        );
+        let status = fd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/status")
+            .unwrap();
         assert_eq!(status[PRESERVE], true);
     }
 }

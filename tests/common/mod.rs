@@ -17,13 +17,18 @@ pub struct Server {
 }
 
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
-        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// Writes a CA + serving certificate for 127.0.0.1/localhost into `dir`.
 pub fn write_certs(dir: &Path) -> flinkgate::certs::Bundle {
-    let b = flinkgate::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
+    let b = flinkgate::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1)
+        .unwrap();
     flinkgate::certs::write(&b, dir).unwrap();
     b
 }
@@ -71,13 +76,27 @@ impl Server {
         });
         let mut addr = None;
         while addr.is_none() {
-            let line = rx.recv_timeout(Duration::from_secs(20)).expect("flinkgate did not report its address");
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("flinkgate did not report its address");
             if let Some(i) = line.find("listening on https://") {
                 let rest = &line[i + "listening on https://".len()..];
-                addr = Some(rest.split_whitespace().next().unwrap().trim_end_matches('"').to_string());
+                addr = Some(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('"')
+                        .to_string(),
+                );
             }
         }
-        Server { child, addr: addr.unwrap(), ca_pem, dir, logs: rx }
+        Server {
+            child,
+            addr: addr.unwrap(),
+            ca_pem,
+            dir,
+            logs: rx,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -104,7 +123,8 @@ impl Server {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        wait_timeout(&mut self.child, Duration::from_secs(30)).expect("flinkgate did not exit after SIGTERM")
+        wait_timeout(&mut self.child, Duration::from_secs(30))
+            .expect("flinkgate did not exit after SIGTERM")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -131,7 +151,9 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process
 }
 
 pub fn client_trusting(cas: &[&str]) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().tls_built_in_root_certs(false).use_rustls_tls();
+    let mut b = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .use_rustls_tls();
     for ca in cas {
         b = b.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
     }
@@ -139,7 +161,11 @@ pub fn client_trusting(cas: &[&str]) -> reqwest::Client {
 }
 
 /// POSTs a body and returns status and parsed JSON.
-pub async fn post_json(client: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
     let resp = client
         .post(url)
         .header("content-type", "application/json")
