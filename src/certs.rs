@@ -34,24 +34,66 @@ pub struct Bundle {
 /// A fresh CA and a serving certificate for `dns_names` and `ips`, valid for
 /// `days` days.
 pub fn generate(dns_names: &[String], ips: &[IpAddr], days: u32) -> Result<Bundle, CertError> {
-    let now = time_now();
-    let until = now + std::time::Duration::from_secs(u64::from(days) * 86_400);
+    let ca_params = ca_params(days);
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let params = serving_params(dns_names, ips, days)?;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &Issuer::from_params(&ca_params, &ca_key))?;
+    Ok(Bundle {
+        ca_cert: ca_cert.pem(),
+        ca_key: ca_key.serialize_pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
 
-    let mut ca_params = CertificateParams::default();
-    ca_params
-        .distinguished_name
+/// A new serving certificate from the CA key `generate` made, so a rotation
+/// needs no new caBundle.
+pub fn issue(
+    ca_key_pem: &str,
+    dns_names: &[String],
+    ips: &[IpAddr],
+    days: u32,
+) -> Result<(String, String), CertError> {
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    // The issuer name and key identify the CA; both are what `generate` used.
+    let issuer = Issuer::new(ca_params(days), ca_key);
+    let key = KeyPair::generate()?;
+    let cert = serving_params(dns_names, ips, days)?.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn validity(days: u32) -> (std::time::SystemTime, std::time::SystemTime) {
+    let now = time_now();
+    (
+        now,
+        now + std::time::Duration::from_secs(u64::from(days) * 86_400),
+    )
+}
+
+fn ca_params(days: u32) -> CertificateParams {
+    let (from, until) = validity(days);
+    let mut p = CertificateParams::default();
+    p.distinguished_name
         .push(DnType::CommonName, "flinkgate CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca_params.not_before = now.into();
-    ca_params.not_after = until.into();
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
+    p.not_before = from.into();
+    p.not_after = until.into();
+    p
+}
 
+fn serving_params(
+    dns_names: &[String],
+    ips: &[IpAddr],
+    days: u32,
+) -> Result<CertificateParams, CertError> {
+    let (from, until) = validity(days);
     let mut params = CertificateParams::default();
     let cn = dns_names
         .first()
@@ -76,17 +118,9 @@ pub fn generate(dns_names: &[String], ips: &[IpAddr], days: u32) -> Result<Bundl
         KeyUsagePurpose::KeyEncipherment,
     ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.not_before = now.into();
+    params.not_before = from.into();
     params.not_after = until.into();
-    let key = KeyPair::generate()?;
-    let issuer = Issuer::from_params(&ca_params, &ca_key);
-    let cert = params.signed_by(&key, &issuer)?;
-    Ok(Bundle {
-        ca_cert: ca_cert.pem(),
-        ca_key: ca_key.serialize_pem(),
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    })
+    Ok(params)
 }
 
 /// RFC 1123 host names, with an optional leading `*.` wildcard.
@@ -164,6 +198,10 @@ mod tests {
         assert!(b.key.contains("PRIVATE KEY"));
         // The serving pair loads into rustls and matches.
         crate::tls::certified_key(b.cert.as_bytes(), b.key.as_bytes()).unwrap();
+        // A rotated certificate from the same CA loads too, and differs.
+        let (cert, key) = issue(&b.ca_key, &["x.example".into()], &[], 1).unwrap();
+        assert_ne!(cert, b.cert);
+        crate::tls::certified_key(cert.as_bytes(), key.as_bytes()).unwrap();
     }
 
     #[test]

@@ -34,6 +34,59 @@ pub enum Command {
     Certs(CertsArgs),
     /// Print (or write) the FlinkDeployment and FlinkSessionJob CRDs.
     Crds(CrdsArgs),
+    /// Create or update the webhook configurations (cluster-admin step).
+    Register(RegisterArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailurePolicy {
+    /// Refuse objects when flinkgate cannot be reached (nothing slips through without defaults).
+    Fail,
+    /// Admit objects unmutated when flinkgate cannot be reached (validation still guards).
+    Ignore,
+}
+
+impl FailurePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Fail => "Fail",
+            FailurePolicy::Ignore => "Ignore",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// kubeconfig of a cluster admin; else in-cluster config.
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the webhook's serving certificate.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Webhook base URL for a local run, e.g. https://127.0.0.1:8443.
+    #[arg(long, conflicts_with = "service")]
+    pub url: Option<String>,
+    /// The webhook's Service as NAMESPACE/NAME, for an in-cluster deployment.
+    #[arg(long)]
+    pub service: Option<String>,
+    #[arg(long, default_value_t = 443)]
+    pub service_port: i32,
+    /// flinkgate's own namespace, excluded from admission (with kube-system).
+    #[arg(long, default_value = "flinkgate-system")]
+    pub namespace: String,
+    /// Name of both webhook configurations.
+    #[arg(long, default_value = "flinkgate")]
+    pub name: String,
+    /// What kube-apiserver does with mutation when flinkgate is unreachable.
+    /// Validation always fails closed.
+    #[arg(long, value_enum, default_value = "fail")]
+    pub mutation_failure_policy: FailurePolicy,
+    /// Seconds kube-apiserver waits for each call (1-30).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=30))]
+    pub timeout_seconds: i32,
+    /// Delete the two configurations (only if flinkgate created them).
+    #[arg(long)]
+    pub uninstall: bool,
 }
 
 #[derive(Debug, Args)]

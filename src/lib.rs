@@ -10,6 +10,7 @@ pub mod flink;
 pub mod kubeclient;
 pub mod policy;
 pub mod quantity;
+pub mod register;
 pub mod serve;
 pub mod telemetry;
 pub mod tls;

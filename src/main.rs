@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Command::Check(args) => flinkgate::check::run(args).await,
             Command::Certs(args) => report(flinkgate::cli::certs(args)),
             Command::Crds(args) => report(flinkgate::cli::crds(args)),
+            Command::Register(args) => report(flinkgate::register::run(args).await),
         }
     })
 }

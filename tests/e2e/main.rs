@@ -1,0 +1,636 @@
+//! End to end on a real control plane: etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler and kwok from `deploy/local`, with
+//! flinkgate registered as the cluster admin would. Driven through kubectl,
+//! as a user would. One cluster for all scenarios; it is torn down even when
+//! a scenario fails (and `make test` runs `cluster down` as a last resort).
+//!
+//! Without the built control plane this skips, except under `CI=true`,
+//! where it fails.
+
+mod manifests;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use manifests::*;
+use serde_json::Value;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+struct Cluster {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    kubectl: String,
+    /// A flinkgate this test started (after the kill scenario).
+    restarted: Option<Child>,
+}
+
+impl Cluster {
+    fn up(dir: &Path, kubectl: String) -> Result<Cluster, String> {
+        let out = Command::new(repo("deploy/local/cluster"))
+            .args(["up", "--dir", dir.to_str().unwrap()])
+            .env("FLINKGATE_BIN", env!("CARGO_BIN_EXE_flinkgate"))
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run deploy/local/cluster: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "cluster up failed ({}); logs in {}/logs",
+                out.status,
+                dir.display()
+            ));
+        }
+        let last = stdout.lines().last().unwrap_or_default();
+        let kubeconfig = last
+            .strip_prefix("export KUBECONFIG=")
+            .ok_or_else(|| format!("unexpected last line of cluster up: {last:?}"))?;
+        Ok(Cluster {
+            dir: dir.to_path_buf(),
+            kubeconfig: PathBuf::from(kubeconfig),
+            kubectl,
+            restarted: None,
+        })
+    }
+
+    /// Runs kubectl; returns (success, stdout, stderr).
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn apply(&self, manifest: &str, extra: &[&str]) -> (bool, String, String) {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        self.kubectl(&args, Some(manifest))
+    }
+
+    fn must(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (ok, out, err) = self.kubectl(args, stdin);
+        assert!(ok, "kubectl {args:?} failed: {err}");
+        out
+    }
+
+    fn get_json(&self, kind: &str, ns: &str, name: &str) -> Value {
+        let out = self.must(&["get", kind, "-n", ns, name, "-o", "json"], None);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn flinkgate_port(&self) -> String {
+        std::fs::read_to_string(self.dir.join("flinkgate.port"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn metrics(&self) -> Option<String> {
+        let ca = self.dir.join("flinkgate-certs/ca.crt");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", "--cacert", ca.to_str().unwrap()])
+            .arg(format!(
+                "https://127.0.0.1:{}/metrics",
+                self.flinkgate_port()
+            ))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Applies a policy ConfigMap and waits until flinkgate has acted on it
+    /// (its generation or its rejection counter moved).
+    fn set_policy(&self, policy: &str) {
+        let generation = self.metric("flinkgate_policy_generation").unwrap_or(0.0);
+        let rejected = self
+            .metric("flinkgate_policy_reload_errors_total")
+            .unwrap_or(0.0);
+        self.must(&["apply", "-f", "-"], Some(&policy_configmap(policy)));
+        wait(
+            "flinkgate acts on the policy edit",
+            Duration::from_secs(20),
+            || {
+                self.metric("flinkgate_policy_generation").unwrap_or(0.0) > generation
+                    || self
+                        .metric("flinkgate_policy_reload_errors_total")
+                        .unwrap_or(0.0)
+                        > rejected
+            },
+        );
+    }
+
+    fn default_policy(&self) {
+        self.set_policy(flinkgate::policy::BUILTIN_YAML);
+    }
+
+    fn down(&mut self) {
+        if let Some(mut c) = self.restarted.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new(repo("deploy/local/cluster"))
+            .args(["down", "--dir", self.dir.to_str().unwrap()])
+            .status();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {timeout:?} waiting until {what}");
+}
+
+// --- scenarios ---------------------------------------------------------------
+
+fn valid_deployment_is_stored_with_defaults(c: &Cluster) {
+    let (ok, out, err) = c.apply(&bare_deployment("bare", "e2e"), &[]);
+    assert!(ok, "apply failed: {err}");
+    assert!(
+        out.contains("flinkdeployment.flink.apache.org/bare created"),
+        "{out}"
+    );
+    let stored = c.get_json("flinkdeployment", "e2e", "bare");
+    let spec = &stored["spec"];
+    assert_eq!(
+        spec["flinkConfiguration"]["restart-strategy.type"], "exponential-delay",
+        "{stored}"
+    );
+    assert_eq!(
+        spec["flinkConfiguration"]["taskmanager.numberOfTaskSlots"],
+        "2"
+    );
+    assert_eq!(spec["job"]["parallelism"], 2);
+    assert_eq!(spec["job"]["upgradeMode"], "stateless");
+    assert_eq!(spec["jobManager"]["resource"]["memory"], "2048m");
+    assert_eq!(
+        stored["metadata"]["labels"]["flinkgate.io/admitted"],
+        "true"
+    );
+}
+
+fn invalid_deployment_is_refused_with_path_and_fix(c: &Cluster) {
+    let (ok, _, err) = c.apply(&deployment("zero", "e2e", 0), &[]);
+    assert!(!ok, "an invalid FlinkDeployment was accepted");
+    assert!(err.contains("denied the request"), "{err}");
+    assert!(
+        err.contains(
+            "spec.job.parallelism: 0 is below the minimum 1; set spec.job.parallelism to at least 1"
+        ),
+        "kubectl shows the path and the fix: {err}"
+    );
+    let (found, _, _) = c.kubectl(&["get", "flinkdeployment", "-n", "e2e", "zero"], None);
+    assert!(!found, "nothing is stored");
+}
+
+fn policy_edits_apply_live_and_broken_ones_are_refused(c: &Cluster) {
+    c.set_policy("limits: {maxParallelism: 4}\n");
+    let (ok, _, err) = c.apply(&deployment("eight", "e2e", 8), &[]);
+    assert!(
+        !ok && err.contains("above the maximum 4"),
+        "the new policy applies without a restart: {err}"
+    );
+
+    let rejected = c
+        .metric("flinkgate_policy_reload_errors_total")
+        .unwrap_or(0.0);
+    c.set_policy("limits: {maxParalelism: 100}\n");
+    assert_eq!(
+        c.metric("flinkgate_policy_reload_errors_total")
+            .unwrap_or(0.0),
+        rejected + 1.0
+    );
+    let (ok, _, err) = c.apply(&deployment("eight", "e2e", 8), &[]);
+    assert!(
+        !ok && err.contains("above the maximum 4"),
+        "the last good policy stays in force: {err}"
+    );
+    wait(
+        "a PolicyRejected event on the ConfigMap",
+        Duration::from_secs(15),
+        || {
+            let (_, out, _) = c.kubectl(
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    "flinkgate-system",
+                    "--field-selector",
+                    "involvedObject.name=flinkgate-policy",
+                    "-o",
+                    "json",
+                ],
+                None,
+            );
+            out.contains("PolicyRejected") && out.contains("maxParalelism")
+        },
+    );
+    c.default_policy();
+    let (ok, _, err) = c.apply(&deployment("eight", "e2e", 8), &[]);
+    assert!(ok, "the default policy is back: {err}");
+}
+
+fn warn_mode_prints_warnings_and_creates(c: &Cluster) {
+    let policy = format!(
+        "{}\nnamespaces:\n  e2e-warn:\n    mode: warn\n",
+        flinkgate::policy::BUILTIN_YAML
+    );
+    c.set_policy(&policy);
+    let (ok, out, err) = c.apply(&deployment("warned", "e2e-warn", 0), &[]);
+    c.default_policy();
+    assert!(ok, "warn mode allows: {err}");
+    assert!(out.contains("created"), "{out}");
+    assert!(
+        err.contains("Warning: flinkgate: spec.job.parallelism"),
+        "kubectl prints the warning: {err}"
+    );
+}
+
+fn flink_pods_are_mutated_and_validated_plain_pods_untouched(c: &Cluster) {
+    let policy = format!(
+        "{}",
+        flinkgate::policy::BUILTIN_YAML.replace(
+            "pods:\n  taskManager:\n",
+            "pods:\n  labels: {team: data}\n  taskManager:\n    restartPolicy: Never\n    schedulerName: flinkgate-scheduler\n"
+        )
+    );
+    assert_ne!(
+        policy,
+        flinkgate::policy::BUILTIN_YAML,
+        "the policy edit applies"
+    );
+    c.set_policy(&policy);
+    let (ok, _, err) = c.apply(&taskmanager_pod("tm-1", "e2e", ""), &[]);
+    assert!(ok, "{err}");
+    let pod = c.get_json("pod", "e2e", "tm-1");
+    assert_eq!(pod["spec"]["restartPolicy"], "Never", "{pod}");
+    assert_eq!(pod["spec"]["schedulerName"], "flinkgate-scheduler");
+    assert_eq!(pod["metadata"]["labels"]["team"], "data");
+    assert_eq!(pod["metadata"]["labels"]["flinkgate.io/admitted"], "true");
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "2Gi"
+    );
+
+    let (ok, _, err) = c.apply(&taskmanager_pod("tm-big", "e2e", "64"), &[]);
+    assert!(
+        !ok && err.contains("spec.containers[flink-main-container].resources.limits.cpu"),
+        "validated: {err}"
+    );
+
+    let (ok, _, err) = c.apply(&plain_pod("web", "e2e"), &[]);
+    c.default_policy();
+    assert!(ok, "{err}");
+    let web = c.get_json("pod", "e2e", "web");
+    assert_eq!(web["spec"]["schedulerName"], "default-scheduler");
+    assert_eq!(web["spec"]["restartPolicy"], "Always");
+    assert!(
+        web["metadata"]["labels"]
+            .get("flinkgate.io/admitted")
+            .is_none(),
+        "{web}"
+    );
+    // kube-scheduler and kwok run it like any other pod.
+    wait(
+        "the plain pod runs on a kwok node",
+        Duration::from_secs(30),
+        || c.get_json("pod", "e2e", "web")["status"]["phase"] == "Running",
+    );
+}
+
+fn dry_run_gets_the_same_verdict_and_stores_nothing(c: &Cluster) {
+    let (ok, _, err) = c.apply(&deployment("dry-bad", "e2e", 0), &["--dry-run=server"]);
+    assert!(
+        !ok && err.contains("spec.job.parallelism: 0 is below the minimum 1"),
+        "{err}"
+    );
+    let (ok, out, err) = c.apply(
+        &bare_deployment("dry-good", "e2e"),
+        &["--dry-run=server", "-o", "json"],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["spec"]["job"]["parallelism"], 2,
+        "dry run shows the mutation too"
+    );
+    let (found, _, _) = c.kubectl(&["get", "flinkdeployment", "-n", "e2e", "dry-good"], None);
+    assert!(!found, "a dry run stores nothing");
+}
+
+fn multi_document_apply(c: &Cluster) {
+    let (ok, out, err) = c.apply(&session_cluster_and_job("e2e"), &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("flinkdeployment.flink.apache.org/session created"),
+        "{out}"
+    );
+    assert!(
+        out.contains("flinksessionjob.flink.apache.org/top-speed created"),
+        "{out}"
+    );
+    let job = c.get_json("flinksessionjob", "e2e", "top-speed");
+    assert_eq!(job["metadata"]["labels"]["target.session"], "session");
+}
+
+fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
+    let pidfile = std::fs::read_to_string(c.dir.join("pids/flinkgate.pid")).unwrap();
+    let pid = pidfile.split_whitespace().next().unwrap().to_string();
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    wait("flinkgate is gone", Duration::from_secs(5), || {
+        c.metrics().is_none()
+    });
+    let (ok, _, err) = c.apply(&bare_deployment("while-down", "e2e"), &[]);
+    assert!(!ok, "applies are refused while flinkgate is down");
+    assert!(
+        err.contains("failed calling webhook") && err.contains("flinkgate.io"),
+        "a clear message: {err}"
+    );
+
+    let certs = c.dir.join("flinkgate-certs");
+    let log = std::fs::File::create(c.dir.join("logs/flinkgate-restarted.log")).unwrap();
+    let child = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_flinkgate"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", c.flinkgate_port()),
+        ])
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args([
+            "--policy-configmap",
+            "flinkgate-system/flinkgate-policy",
+            "--reload-interval",
+            "0.2",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // `cluster down` stops it too, should this test die before it does.
+    std::fs::write(
+        c.dir.join("pids/flinkgate-restarted.pid"),
+        format!("{} ?\n", child.id()),
+    )
+    .unwrap();
+    c.restarted = Some(child);
+    wait(
+        "the restarted flinkgate is ready",
+        Duration::from_secs(20),
+        || c.metrics().is_some(),
+    );
+    let (ok, _, err) = c.apply(&bare_deployment("after-restart", "e2e"), &[]);
+    assert!(ok, "applies work again after a restart: {err}");
+}
+
+fn rotation_while_applying_fails_nothing(c: &Cluster) {
+    let certs = c.dir.join("flinkgate-certs");
+    let ca_key = std::fs::read_to_string(certs.join("ca.key")).unwrap();
+    let reloads = c
+        .metric("flinkgate_tls_certificate_reloads_total")
+        .unwrap_or(0.0);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (kubectl, kubeconfig, cache) = (
+        c.kubectl.clone(),
+        c.kubeconfig.clone(),
+        c.dir.join("kube-cache"),
+    );
+    let stop2 = stop.clone();
+    let applier = std::thread::spawn(move || {
+        let mut failures = Vec::new();
+        let mut n = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let manifest = bare_deployment(&format!("rot-{n}"), "e2e");
+            let mut child = Command::new(&kubectl)
+                .args(["apply", "-f", "-"])
+                .env("KUBECONFIG", &kubeconfig)
+                .env("KUBECACHEDIR", &cache)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(manifest.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            if !out.status.success() {
+                failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            n += 1;
+        }
+        (n, failures)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    for round in 0..3 {
+        let (cert, key) = flinkgate::certs::issue(
+            &ca_key,
+            &["localhost".into()],
+            &["127.0.0.1".parse().unwrap()],
+            1,
+        )
+        .unwrap();
+        // As a Secret volume does: write beside, then swap in.
+        for (name, content) in [("tls.key", key), ("tls.crt", cert)] {
+            let tmp = certs.join(format!("{name}.new"));
+            std::fs::write(&tmp, content).unwrap();
+            std::fs::rename(&tmp, certs.join(name)).unwrap();
+        }
+        wait(
+            &format!("rotation {round} is picked up"),
+            Duration::from_secs(15),
+            || {
+                c.metric("flinkgate_tls_certificate_reloads_total")
+                    .unwrap_or(0.0)
+                    > reloads + round as f64
+            },
+        );
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (n, failures) = applier.join().unwrap();
+    assert!(n >= 3, "applies ran during the rotation ({n})");
+    assert!(
+        failures.is_empty(),
+        "{} of {n} applies failed during rotation: {failures:?}",
+        failures.len()
+    );
+}
+
+// --- runner ------------------------------------------------------------------
+
+type Scenario = (&'static str, fn(&mut Cluster));
+
+fn main() {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let paths = Command::new(repo("deploy/local/build"))
+        .arg("--paths")
+        .output();
+    let kubectl = paths
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .and_then(|p| {
+            p.lines()
+                .find_map(|l| l.strip_prefix("kubectl=").map(String::from))
+        })
+        .filter(|k| Path::new(k).exists());
+    let Some(kubectl) = kubectl else {
+        if ci {
+            eprintln!(
+                "FAIL: the local control plane is not built (run deploy/local/build); CI=true forbids skipping"
+            );
+            std::process::exit(1);
+        }
+        eprintln!(
+            "SKIP e2e: the local control plane is not built; `make test` builds it (deploy/local/build)"
+        );
+        return;
+    };
+    let dir = std::env::var("FLINKGATE_E2E_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("flinkgate-e2e-{}", std::process::id()))
+        });
+    let started = Instant::now();
+    let mut cluster = match Cluster::up(&dir, kubectl) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("FAIL: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!(
+        "e2e: cluster with flinkgate up in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    for ns in ["e2e", "e2e-warn"] {
+        cluster.must(&["create", "namespace", ns], None);
+    }
+    let scenarios: Vec<Scenario> = vec![
+        (
+            "valid FlinkDeployment is stored with the injected defaults",
+            |c| valid_deployment_is_stored_with_defaults(c),
+        ),
+        (
+            "invalid FlinkDeployment is refused with the field path and the fix",
+            |c| invalid_deployment_is_refused_with_path_and_fix(c),
+        ),
+        (
+            "policy ConfigMap edits apply live; a broken policy is refused",
+            |c| policy_edits_apply_live_and_broken_ones_are_refused(c),
+        ),
+        ("warn mode prints warnings and creates the object", |c| {
+            warn_mode_prints_warnings_and_creates(c)
+        }),
+        (
+            "Flink pods are mutated and validated; plain pods untouched",
+            |c| flink_pods_are_mutated_and_validated_plain_pods_untouched(c),
+        ),
+        (
+            "--dry-run=server gets the same verdict and stores nothing",
+            |c| dry_run_gets_the_same_verdict_and_stores_nothing(c),
+        ),
+        (
+            "a FlinkDeployment and FlinkSessionJob in one multi-document apply",
+            |c| multi_document_apply(c),
+        ),
+        (
+            "certificate rotation while applies run fails nothing",
+            |c| rotation_while_applying_fails_nothing(c),
+        ),
+        (
+            "flinkgate killed: applies refused; restarted: they work",
+            killed_flinkgate_refuses_then_recovers,
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, scenario) in &scenarios {
+        let t = Instant::now();
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut cluster)));
+        match result {
+            Ok(()) => eprintln!("e2e: ok     {name} ({:.1}s)", t.elapsed().as_secs_f64()),
+            Err(_) => {
+                eprintln!("e2e: FAILED {name} ({:.1}s)", t.elapsed().as_secs_f64());
+                failed.push(*name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        // Keep the logs where the failure points: copy them out before `down`.
+        let keep = std::env::temp_dir().join(format!("flinkgate-e2e-logs-{}", std::process::id()));
+        let _ = Command::new("cp")
+            .arg("-r")
+            .arg(dir.join("logs"))
+            .arg(&keep)
+            .status();
+        eprintln!("e2e: component logs kept in {}", keep.display());
+    }
+    cluster.down();
+    drop(cluster);
+    eprintln!(
+        "e2e: {} passed, {} failed in {:.1}s",
+        scenarios.len() - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        for f in failed {
+            eprintln!("  FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+}
