@@ -292,13 +292,10 @@ fn warn_mode_prints_warnings_and_creates(c: &Cluster) {
 }
 
 fn flink_pods_are_mutated_and_validated_plain_pods_untouched(c: &Cluster) {
-    let policy = format!(
-        "{}",
-        flinkgate::policy::BUILTIN_YAML.replace(
+    let policy = flinkgate::policy::BUILTIN_YAML.replace(
             "pods:\n  taskManager:\n",
             "pods:\n  labels: {team: data}\n  taskManager:\n    restartPolicy: Never\n    schedulerName: flinkgate-scheduler\n"
-        )
-    );
+        );
     assert_ne!(
         policy,
         flinkgate::policy::BUILTIN_YAML,
