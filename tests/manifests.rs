@@ -87,3 +87,104 @@ fn kustomize_renders_cleanly() {
         }
     }
 }
+
+#[test]
+fn the_documented_policy_example_is_valid() {
+    let text = std::fs::read_to_string(repo("examples/policy.yaml")).unwrap();
+    let p = flinkgate::policy::Policy::parse(&text, "examples/policy.yaml").unwrap();
+    assert_eq!(
+        p.rules_for(Some("sandbox")).mode,
+        flinkgate::policy::Mode::Warn
+    );
+    assert_eq!(p.rules_for(Some("sandbox")).limits.max_parallelism, Some(8));
+    assert_eq!(p.rules_for(Some("batch")).defaults.parallelism, Some(16));
+    assert_eq!(p.rules_for(Some("batch")).limits.max_parallelism, Some(256));
+}
+
+#[test]
+fn the_example_manifests_pass_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+        .args(["check", "-f"])
+        .arg(repo("examples/flinkdeployment.yaml"))
+        .arg(repo("examples/session-job.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+        .args(["check", "-o", "json", "-f"])
+        .arg(repo("examples/invalid.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a denial exits 1");
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["verdict"], "denied");
+    let bad = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+        .args(["check", "-f", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "bad input exits 2");
+}
+
+#[test]
+fn deployed_webhooks_match_what_register_applies() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(repo("deploy/base/webhooks.yaml")).unwrap();
+    let target = flinkgate::register::Target::Service {
+        namespace: "flinkgate-system".into(),
+        name: "flinkgate".into(),
+        port: 443,
+    };
+    let want_v = flinkgate::register::validating("flinkgate", &target, b"", "flinkgate-system", 5);
+    let want_m = flinkgate::register::mutating(
+        "flinkgate",
+        &target,
+        b"",
+        "flinkgate-system",
+        5,
+        flinkgate::cli::FailurePolicy::Fail,
+    );
+    let strip = |mut v: serde_json::Value| {
+        for hook in v["webhooks"].as_array_mut().unwrap() {
+            hook["clientConfig"]
+                .as_object_mut()
+                .unwrap()
+                .remove("caBundle");
+        }
+        v["webhooks"].take()
+    };
+    let mut seen = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+        let v = serde_json::Value::deserialize(doc).unwrap();
+        match v["kind"].as_str() {
+            Some("ValidatingWebhookConfiguration") => {
+                let got: ValidatingWebhookConfiguration = serde_json::from_value(v).unwrap();
+                assert_eq!(
+                    strip(serde_json::to_value(&got).unwrap()),
+                    strip(serde_json::to_value(&want_v).unwrap())
+                );
+                seen += 1;
+            }
+            Some("MutatingWebhookConfiguration") => {
+                let got: MutatingWebhookConfiguration = serde_json::from_value(v).unwrap();
+                assert_eq!(
+                    strip(serde_json::to_value(&got).unwrap()),
+                    strip(serde_json::to_value(&want_m).unwrap())
+                );
+                seen += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen, 2,
+        "both configurations are in deploy/base/webhooks.yaml"
+    );
+}
