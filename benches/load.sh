@@ -56,12 +56,13 @@ run() { # name url extra-args...
   local name=$1 url=$2; shift 2
   local out
   out=$("$OHA" --no-tui --insecure -z "$DURATION" -m POST -T application/json -D "$BODY" --output-format json "$@" "$url")
-  python3 -c '
+  python3 - "$name" "$out" <<'PY'
 import json, sys
-r = json.loads(sys.argv[2]); s = r["summary"]; p = r["latencyPercentiles"]
+name, r = sys.argv[1], json.loads(sys.argv[2])
+s, p = r["summary"], r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
-print(f"{sys.argv[1]:38s} {s[\"requestsPerSec\"]:9.0f} req/s  p50 {p[\"p50\"]*1e3:6.3f} ms  p99 {p[\"p99\"]*1e3:6.3f} ms  status {codes}")
-' "$name" "$out"
+print(f"{name:38s} {s['requestsPerSec']:9.0f} req/s  p50 {p['p50'] * 1e3:6.3f} ms  p99 {p['p99'] * 1e3:6.3f} ms  status {codes}")
+PY
 }
 
 echo "throughput, $CONNECTIONS connections, $DURATION each, 3 KB FlinkDeployment review:"

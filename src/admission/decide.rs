@@ -137,6 +137,38 @@ pub fn classify_object(obj: &Value) -> Target {
     }
 }
 
+#[derive(Deserialize)]
+struct MutationView {
+    #[serde(default)]
+    metadata: Option<MetaView>,
+    #[serde(default)]
+    spec: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct MetaView {
+    #[serde(default)]
+    labels: Option<Value>,
+}
+
+/// The parts of an object mutation reads and writes: `metadata.labels` and
+/// `spec`. The rest (status, managedFields, and the last-applied annotation
+/// that repeats the whole object) is skipped, not built; patch paths are the
+/// same as on the full object.
+fn mutation_view(raw: &str) -> Result<Value, serde_json::Error> {
+    let view: MutationView = serde_json::from_str(raw)?;
+    let mut meta = serde_json::Map::new();
+    if let Some(labels) = view.metadata.and_then(|m| m.labels) {
+        meta.insert("labels".into(), labels);
+    }
+    let mut obj = serde_json::Map::new();
+    obj.insert("metadata".into(), Value::Object(meta));
+    if let Some(spec) = view.spec {
+        obj.insert("spec".into(), spec);
+    }
+    Ok(Value::Object(obj))
+}
+
 /// An object as the caller has it: parsed JSON (for `check`, which
 /// applies patches, and for mutation), or the raw request text (the
 /// server's validate path reads typed fields straight from it and never
@@ -330,7 +362,7 @@ pub fn decide(endpoint: Endpoint, policy: &Policy, req: &Request) -> Decision {
             let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
             evaluate(endpoint, rules, &subject, Source::Raw(raw.get()), old)
         }
-        Endpoint::Mutate => match serde_json::from_str::<Value>(raw.get()) {
+        Endpoint::Mutate => match mutation_view(raw.get()) {
             Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), None),
             Err(e) => Outcome {
                 malformed: Some(format!("request.object is not valid JSON: {e}")),

@@ -507,6 +507,90 @@ fn rotation_while_applying_fails_nothing(c: &Cluster) {
     );
 }
 
+fn register_is_idempotent_and_uninstall_removes_exactly_it(c: &mut Cluster) {
+    let rv = |c: &Cluster| {
+        let v = c.must(
+            &[
+                "get",
+                "validatingwebhookconfiguration",
+                "flinkgate",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ],
+            None,
+        );
+        let m = c.must(
+            &[
+                "get",
+                "mutatingwebhookconfiguration",
+                "flinkgate",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ],
+            None,
+        );
+        (v, m)
+    };
+    let register = |c: &Cluster, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+            .arg("register")
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .arg("--ca-file")
+            .arg(c.dir.join("flinkgate-certs/ca.crt"))
+            .args([
+                "--url",
+                &format!("https://127.0.0.1:{}", c.flinkgate_port()),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "register {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = rv(c);
+    register(c, &[]);
+    assert_eq!(rv(c), before, "a second register changes nothing");
+
+    // An unrelated configuration must survive the uninstall.
+    c.must(
+        &["apply", "-f", "-"],
+        Some("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: someone-else\nwebhooks: []\n"),
+    );
+    let out = register(c, &["--uninstall"]);
+    assert!(
+        out.contains("deleted ValidatingWebhookConfiguration/flinkgate"),
+        "{out}"
+    );
+    let (v, _, _) = c.kubectl(
+        &["get", "validatingwebhookconfiguration", "flinkgate"],
+        None,
+    );
+    let (m, _, _) = c.kubectl(&["get", "mutatingwebhookconfiguration", "flinkgate"], None);
+    assert!(!v && !m, "both of flinkgate's configurations are gone");
+    c.must(
+        &["get", "validatingwebhookconfiguration", "someone-else"],
+        None,
+    );
+    let (ok, _, err) = c.apply(&deployment("unchecked", "e2e", 0), &[]);
+    assert!(ok, "without the webhook nothing is enforced: {err}");
+
+    register(c, &[]);
+    let (ok, _, err) = c.apply(&deployment("checked-again", "e2e", 0), &[]);
+    assert!(
+        !ok && err.contains("spec.job.parallelism"),
+        "registered again, enforced again: {err}"
+    );
+    c.must(
+        &["delete", "validatingwebhookconfiguration", "someone-else"],
+        None,
+    );
+}
+
 // --- runner ------------------------------------------------------------------
 
 type Scenario = (&'static str, fn(&mut Cluster));
@@ -587,6 +671,10 @@ fn main() {
         (
             "certificate rotation while applies run fails nothing",
             |c| rotation_while_applying_fails_nothing(c),
+        ),
+        (
+            "register twice changes nothing; --uninstall removes exactly its own",
+            register_is_idempotent_and_uninstall_removes_exactly_it,
         ),
         (
             "flinkgate killed: applies refused; restarted: they work",
