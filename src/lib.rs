@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod certs;
 pub mod check;
+pub mod collector;
 pub mod cli;
 pub mod flink;
 pub mod kubeclient;

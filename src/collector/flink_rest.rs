@@ -1,0 +1,1 @@
+//! Flink JobManager REST client (being written).
