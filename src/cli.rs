@@ -138,6 +138,16 @@ pub struct ServeArgs {
     /// kubeconfig for the API server; else in-cluster config; else no cluster.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// ConfigMap NAMESPACE/NAME (key scores.json) the extender reads per-node scores from.
+    #[arg(
+        long,
+        env = "FLINKGATE_SCORES_CONFIGMAP",
+        conflicts_with = "scores_file"
+    )]
+    pub scores_configmap: Option<ConfigMapRef>,
+    /// A scores file (JSON, same format) instead of the ConfigMap, for local runs.
+    #[arg(long, env = "FLINKGATE_SCORES_FILE")]
+    pub scores_file: Option<PathBuf>,
     /// Seconds between checks of the certificate and policy files.
     #[arg(long, env = "FLINKGATE_RELOAD_INTERVAL", default_value_t = 2.0)]
     pub reload_interval: f64,

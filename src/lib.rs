@@ -5,13 +5,14 @@
 pub mod admission;
 pub mod certs;
 pub mod check;
-pub mod collector;
 pub mod cli;
+pub mod collector;
 pub mod flink;
 pub mod kubeclient;
 pub mod policy;
 pub mod quantity;
 pub mod register;
+pub mod scheduler;
 pub mod serve;
 pub mod telemetry;
 pub mod tls;

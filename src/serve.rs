@@ -13,6 +13,7 @@ use crate::admission::server::{AppState, router, serve_tls};
 use crate::cli::ServeArgs;
 use crate::policy::source::{self, apply_document};
 use crate::policy::{Policy, PolicyStore};
+use crate::scheduler::scores::{self, ScoreBoard};
 use crate::telemetry::Metrics;
 use crate::tls::{self, ReloadingCert};
 
@@ -22,6 +23,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (metrics, registry) = Metrics::new();
     let store = Arc::new(PolicyStore::new(metrics.clone()));
     let interval = Duration::from_secs_f64(args.reload_interval.max(0.1));
+
+    let client = match (&args.policy_configmap, &args.scores_configmap) {
+        (None, None) => None,
+        _ => match crate::kubeclient::client(args.kubeconfig.as_deref()).await? {
+            Some(c) => Some(c),
+            None => bail!(
+                "--policy-configmap and --scores-configmap need a cluster: pass --kubeconfig or run in a pod"
+            ),
+        },
+    };
 
     // Policy: file, ConfigMap, or built-in.
     if let Some(path) = &args.policy {
@@ -36,20 +47,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             interval,
             stop.child_token(),
         ));
-    } else if let Some(cm) = &args.policy_configmap {
-        let Some(client) = crate::kubeclient::client(args.kubeconfig.as_deref()).await? else {
-            bail!("--policy-configmap needs a cluster: pass --kubeconfig or run in a pod");
-        };
+    } else if let (Some(cm), Some(client)) = (&args.policy_configmap, &client) {
         tracing::info!(configmap = %cm, "watching the policy ConfigMap; ready once it loads");
         tokio::spawn(source::watch_configmap(
             store.clone(),
-            client,
+            client.clone(),
             cm.clone(),
             stop.child_token(),
         ));
     } else {
         store.install(Policy::builtin());
         tracing::info!("using the built-in policy");
+    }
+
+    // Scores for the scheduler extender: ConfigMap, file, or none (all neutral).
+    let scores = Arc::new(ScoreBoard::default());
+    if let (Some(cm), Some(client)) = (&args.scores_configmap, &client) {
+        tokio::spawn(scores::watch_configmap(
+            scores.clone(),
+            client.clone(),
+            cm.clone(),
+            stop.child_token(),
+        ));
+    } else if let Some(path) = &args.scores_file {
+        tokio::spawn(scores::watch_file(
+            scores.clone(),
+            path.clone(),
+            interval,
+            stop.child_token(),
+        ));
     }
 
     // TLS: the given files (watched), or a self-signed certificate in memory.
@@ -98,6 +124,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         registry: Arc::new(registry),
         listening: listening.clone(),
+        scores,
     });
     let listener = TcpListener::bind(args.listen)
         .await

@@ -44,6 +44,28 @@ pub struct ViolationLabels {
     pub mode: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExtenderLabels {
+    pub verb: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    pub node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectionErrorLabels {
+    pub jobmanager: String,
+}
+
 /// Every metric, registered once; cheap to clone (counters are shared).
 #[derive(Clone)]
 pub struct Metrics {
@@ -55,6 +77,11 @@ pub struct Metrics {
     pub policy_reload_errors: Counter<u64, AtomicU64>,
     pub tls_reloads: Counter<u64, AtomicU64>,
     pub tls_reload_errors: Counter<u64, AtomicU64>,
+    pub extender_requests: Family<ExtenderLabels, Counter>,
+    pub node_performance: Family<NodeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub job_performance: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub collection_errors: Family<CollectionErrorLabels, Counter>,
+    pub collection_cycles: Counter<u64, AtomicU64>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -75,6 +102,11 @@ impl Metrics {
             policy_reload_errors: Counter::default(),
             tls_reloads: Counter::default(),
             tls_reload_errors: Counter::default(),
+            extender_requests: Family::default(),
+            node_performance: Family::default(),
+            job_performance: Family::default(),
+            collection_errors: Family::default(),
+            collection_cycles: Counter::default(),
         };
         let mut r = Registry::with_prefix("flinkgate");
         r.register(
@@ -116,6 +148,31 @@ impl Metrics {
             "tls_certificate_reload_errors",
             "Serving certificate reloads that failed; the previous certificate stayed in use",
             m.tls_reload_errors.clone(),
+        );
+        r.register(
+            "scheduler_extender_requests",
+            "Extender calls by verb (filter, prioritize) and result",
+            m.extender_requests.clone(),
+        );
+        r.register(
+            "node_task_performance",
+            "F_n: mean relative performance of the Flink subtasks that ran on the node (1.0 = as fast as peers)",
+            m.node_performance.clone(),
+        );
+        r.register(
+            "job_task_performance",
+            "F(x) of a Flink job: mean relative performance of its subtasks",
+            m.job_performance.clone(),
+        );
+        r.register(
+            "collection_errors",
+            "Failed polls of a JobManager's REST API",
+            m.collection_errors.clone(),
+        );
+        r.register(
+            "collection_cycles",
+            "Completed collection cycles",
+            m.collection_cycles.clone(),
         );
         (m, r)
     }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Set once the listener is bound.
     pub listening: Arc<AtomicBool>,
+    /// Per-node scores for the scheduler extender.
+    pub scores: Arc<crate::scheduler::scores::ScoreBoard>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -47,6 +49,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            "/scheduler/filter",
+            post(crate::scheduler::extender::filter),
+        )
+        .route(
+            "/scheduler/prioritize",
+            post(crate::scheduler::extender::prioritize),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -202,7 +212,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 async fn not_found() -> Response {
     json_error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; try /validate, /mutate, /healthz, /readyz or /metrics",
+        "no such endpoint; try /validate, /mutate, /scheduler/filter, /scheduler/prioritize, /healthz, /readyz or /metrics",
     )
 }
 

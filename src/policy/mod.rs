@@ -12,7 +12,7 @@ use thiserror::Error;
 
 pub use model::{
     ComponentLimits, Defaults, Limits, Mode, PodComponentRules, PodResources, PodRules,
-    ResourceDefaults, Rules,
+    ResourceDefaults, Rules, SchedulingRules,
 };
 pub use store::PolicyStore;
 
@@ -262,6 +262,34 @@ fn check_rules(rules: &mut Rules, prefix: &str) -> Result<(), PolicyError> {
             }
         }
     }
+    let sc = &rules.scheduling;
+    for (key, value, min) in [
+        ("weight", sc.weight, 0.0),
+        ("floor", sc.floor, 0.0),
+        ("halfLifeSeconds", sc.half_life_seconds, f64::MIN_POSITIVE),
+        ("windowSeconds", sc.window_seconds, f64::MIN_POSITIVE),
+        (
+            "collectionIntervalSeconds",
+            sc.collection_interval_seconds,
+            1.0,
+        ),
+    ] {
+        if !(value.is_finite() && value >= min) {
+            return Err(field_error(
+                p(&format!("scheduling.{key}")),
+                format!("{value} must be a number of at least {min}"),
+            ));
+        }
+    }
+    if sc.floor >= 1.0 {
+        return Err(field_error(
+            p("scheduling.floor"),
+            format!(
+                "{} would filter out nodes as fast as their peers; use a value below 1.0",
+                sc.floor
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -355,6 +383,15 @@ mod tests {
                 "pods.taskManager.resources.limits.cpu",
             ),
             ("- a list", "(root)"),
+            ("scheduling: {floor: 1.5}", "scheduling.floor"),
+            (
+                "scheduling: {halfLifeSeconds: 0}",
+                "scheduling.halfLifeSeconds",
+            ),
+            (
+                "scheduling: {collectionIntervalSeconds: 0.1}",
+                "scheduling.collectionIntervalSeconds",
+            ),
         ];
         for (yaml, path) in cases {
             let err = Policy::parse(yaml, "t").expect_err(yaml);

@@ -41,6 +41,67 @@ pub struct Rules {
     pub limits: Limits,
     #[serde(default)]
     pub pods: PodRules,
+    /// Placement by measured task performance (read from the global rules).
+    #[serde(default)]
+    pub scheduling: SchedulingRules,
+}
+
+/// How the scheduler extender turns per-node mean task performance F_n into
+/// decisions, and how the collector measures it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SchedulingRules {
+    /// Slope of the score: 5 + 5 * weight * (F_n - 1), clamped to 0..=10.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// Nodes whose F_n is below this (with enough samples) are filtered out; 0 disables.
+    #[serde(default = "default_floor")]
+    pub floor: f64,
+    /// Samples a node needs before the floor applies; a quarter of it is the
+    /// strength of the shrinkage towards 1.0.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u32,
+    /// Seconds after which an old sample counts half.
+    #[serde(default = "default_half_life")]
+    pub half_life_seconds: f64,
+    /// Seconds without new samples after which a node's figures expire.
+    #[serde(default = "default_window")]
+    pub window_seconds: f64,
+    /// Seconds between collection cycles.
+    #[serde(default = "default_interval")]
+    pub collection_interval_seconds: f64,
+}
+
+impl Default for SchedulingRules {
+    fn default() -> Self {
+        Self {
+            weight: default_weight(),
+            floor: default_floor(),
+            min_samples: default_min_samples(),
+            half_life_seconds: default_half_life(),
+            window_seconds: default_window(),
+            collection_interval_seconds: default_interval(),
+        }
+    }
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+fn default_floor() -> f64 {
+    0.6
+}
+fn default_min_samples() -> u32 {
+    10
+}
+fn default_half_life() -> f64 {
+    300.0
+}
+fn default_window() -> f64 {
+    900.0
+}
+fn default_interval() -> f64 {
+    15.0
 }
 
 /// Values injected when the user left them out.

@@ -1,0 +1,7 @@
+//! The kube-scheduler extender: steers Flink TaskManager pods by measured
+//! mean per-task performance F_n (see score.rs).
+
+pub mod extender;
+pub mod protocol;
+pub mod score;
+pub mod scores;

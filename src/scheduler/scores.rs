@@ -1,0 +1,123 @@
+//! The published per-node scores: written by the elected collector into a
+//! ConfigMap (key `scores.json`), read by every replica's extender, so all
+//! replicas score alike and scores survive restarts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::score::NodeScore;
+use crate::policy::source::ConfigMapRef;
+use crate::watch::FileFingerprint;
+
+pub const SCORES_KEY: &str = "scores.json";
+
+/// Per-node F_n inputs, plus per-job health, as published.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScoreTable {
+    /// Unix seconds when the collector wrote it.
+    pub generated: f64,
+    pub nodes: BTreeMap<String, NodeScore>,
+    /// `namespace/name` -> F(x) over the job's subtasks.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, f64>,
+}
+
+/// The table the extender scores with; swapped whole on every update.
+#[derive(Default)]
+pub struct ScoreBoard {
+    table: ArcSwap<ScoreTable>,
+}
+
+impl ScoreBoard {
+    pub fn current(&self) -> Arc<ScoreTable> {
+        self.table.load_full()
+    }
+
+    pub fn replace(&self, table: ScoreTable) {
+        self.table.store(Arc::new(table));
+    }
+
+    fn load(&self, text: &str, source: &str) {
+        match serde_json::from_str::<ScoreTable>(text) {
+            Ok(t) => {
+                tracing::debug!(source, nodes = t.nodes.len(), "scores loaded");
+                self.replace(t);
+            }
+            Err(e) => {
+                tracing::warn!(source, error = %e, "unreadable scores; keeping the previous ones")
+            }
+        }
+    }
+}
+
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Follows the scores ConfigMap.
+pub async fn watch_configmap(
+    board: Arc<ScoreBoard>,
+    client: Client,
+    cm: ConfigMapRef,
+    stop: CancellationToken,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &cm.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
+    let mut events = watcher(api, config).boxed();
+    let source = format!("configmap {cm}");
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            n = events.next() => n,
+        };
+        match next {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!(source, error = %e, "scores ConfigMap watch error; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+                if let Some(text) = o.data.as_ref().and_then(|d| d.get(SCORES_KEY)) {
+                    board.load(text, &source);
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Follows a scores file (local runs and benchmarks).
+pub async fn watch_file(
+    board: Arc<ScoreBoard>,
+    path: PathBuf,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut fp = FileFingerprint::new([&path]);
+    let source = path.display().to_string();
+    loop {
+        match fp.changed().await {
+            Ok(Some(files)) => board.load(&String::from_utf8_lossy(&files[0]), &source),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(source, error = %e, "cannot read the scores file"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
