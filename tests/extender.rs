@@ -1,0 +1,181 @@
+//! The scheduler extender over the real TLS server: both argument forms,
+//! only input nodes back, bounded scores, neutral answers for other pods,
+//! and 400s for bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Server, post_json};
+use serde_json::{Value, json};
+
+fn scores_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let table = json!({
+        "generated": now,
+        "nodes": {
+            "slow": {"mean": 0.3, "weight": 40.0, "updated": now},
+            "fast": {"mean": 1.6, "weight": 40.0, "updated": now},
+            "young": {"mean": 0.2, "weight": 2.0, "updated": now}
+        }
+    });
+    let path = dir.join("scores.json");
+    std::fs::write(&path, table.to_string()).unwrap();
+    path
+}
+
+fn pod(labels: Value) -> Value {
+    json!({"metadata": {"name": "p", "namespace": "default", "labels": labels}, "spec": {"containers": []}})
+}
+
+fn tm_pod() -> Value {
+    pod(json!({"type": "flink-native-kubernetes", "component": "taskmanager", "app": "job"}))
+}
+
+fn node(name: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "status": {"allocatable": {"cpu": "8"}}})
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scores_file(dir.path());
+    let s = Server::start(&["--scores-file", path.to_str().unwrap()]);
+    std::mem::forget(dir);
+    s
+}
+
+const NAMES: [&str; 4] = ["slow", "fast", "young", "unknown"];
+
+#[tokio::test]
+async fn filter_with_node_names_drops_only_slow_nodes_and_says_why() {
+    let s = start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
+    let (status, r) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["NodeNames"], json!(["fast", "young", "unknown"]));
+    assert!(r["Nodes"].is_null());
+    assert_eq!(r["Error"], "");
+    let why = r["FailedNodes"]["slow"].as_str().unwrap();
+    assert!(
+        why.starts_with("node slow: mean task performance 0.")
+            && why.contains("over 40 tasks is below the floor 0.60"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn filter_with_a_full_node_list_returns_the_same_node_objects() {
+    let s = start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let items: Vec<Value> = NAMES.iter().map(|n| node(n)).collect();
+    let args = json!({"Pod": tm_pod(), "Nodes": {"apiVersion": "v1", "kind": "NodeList", "items": items}, "NodeNames": null});
+    let (status, r) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    assert_eq!(status, 200);
+    assert!(r["NodeNames"].is_null());
+    let kept = r["Nodes"]["items"].as_array().unwrap();
+    assert_eq!(kept.len(), 3);
+    assert_eq!(kept[0], node("fast"), "node objects come back unchanged");
+    assert!(r["FailedNodes"]["slow"].is_string());
+}
+
+#[tokio::test]
+async fn prioritize_scores_within_bounds_best_first() {
+    let s = start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
+    let (status, r) = post_json(
+        &s.client(),
+        &s.url("/scheduler/prioritize"),
+        args.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let list = r.as_array().unwrap();
+    assert_eq!(list.len(), 4, "one entry per input node, no other");
+    let score = |h: &str| {
+        list.iter().find(|e| e["Host"] == h).unwrap()["Score"]
+            .as_i64()
+            .unwrap()
+    };
+    for e in list {
+        assert!((0..=10).contains(&e["Score"].as_i64().unwrap()), "{e}");
+    }
+    assert!(score("fast") > score("unknown") && score("unknown") > score("slow"));
+    assert_eq!(score("unknown"), 5);
+}
+
+#[tokio::test]
+async fn other_pods_get_every_node_with_a_neutral_score() {
+    let s = start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for p in [
+        pod(json!({"app": "web"})),
+        pod(json!({"type": "flink-native-kubernetes", "component": "jobmanager"})),
+    ] {
+        let args = json!({"Pod": p, "Nodes": null, "NodeNames": NAMES});
+        let (_, f) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+        assert_eq!(f["NodeNames"], json!(NAMES));
+        assert!(f["FailedNodes"].as_object().unwrap().is_empty());
+        let (_, p) = post_json(
+            &s.client(),
+            &s.url("/scheduler/prioritize"),
+            args.to_string(),
+        )
+        .await;
+        assert!(p.as_array().unwrap().iter().all(|e| e["Score"] == 5), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn without_scores_every_node_is_neutral() {
+    let s = Server::start(&[]);
+    let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
+    let (_, f) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    assert_eq!(f["NodeNames"], json!(NAMES));
+    let (_, p) = post_json(
+        &s.client(),
+        &s.url("/scheduler/prioritize"),
+        args.to_string(),
+    )
+    .await;
+    assert!(p.as_array().unwrap().iter().all(|e| e["Score"] == 5), "{p}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_with_a_json_error() {
+    let s = start();
+    let c = s.client();
+    for body in [
+        "not json".to_string(),
+        "{\"Pod\":".to_string(),
+        json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": null}).to_string(),
+        json!({"Pod": tm_pod(), "Nodes": {"items": [{"metadata": {}}]}, "NodeNames": null})
+            .to_string(),
+        json!({"Pod": tm_pod(), "NodeNames": "not-a-list"}).to_string(),
+    ] {
+        for verb in ["filter", "prioritize"] {
+            let (status, err) =
+                post_json(&c, &s.url(&format!("/scheduler/{verb}")), body.clone()).await;
+            assert_eq!(status, 400, "{verb} {body}: {err}");
+            assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()));
+        }
+    }
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"flinkgate_scheduler_extender_requests_total{verb="filter",result="bad_request"} 5"#
+        ),
+        "{text}"
+    );
+}
