@@ -148,6 +148,22 @@ pub struct ServeArgs {
     /// A scores file (JSON, same format) instead of the ConfigMap, for local runs.
     #[arg(long, env = "FLINKGATE_SCORES_FILE")]
     pub scores_file: Option<PathBuf>,
+    /// Run the leader-elected controller part (today: the score collector,
+    /// which needs --scores-configmap and a cluster). `--controller=false`
+    /// where another replica set or the Flink operator does that work.
+    #[arg(long, env = "FLINKGATE_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub controller: bool,
+    /// JobManager REST endpoints to poll instead of discovering them, as
+    /// NAMESPACE/NAME=URL (repeatable; a controller-side flag, for JobManagers
+    /// outside the cluster and for tests).
+    #[arg(long = "jobmanager-url", env = "FLINKGATE_JOBMANAGER_URLS", value_delimiter = ',')]
+    pub jobmanager_urls: Vec<crate::collector::JobManagerTarget>,
+    /// Lease NAMESPACE/NAME for leader election.
+    #[arg(long, env = "FLINKGATE_LEASE", default_value = "flinkgate-system/flinkgate-leader")]
+    pub lease: ConfigMapRef,
+    /// Concurrent requests per JobManager while collecting.
+    #[arg(long, env = "FLINKGATE_COLLECT_CONCURRENCY", default_value_t = 16)]
+    pub collect_concurrency: usize,
     /// Seconds between checks of the certificate and policy files.
     #[arg(long, env = "FLINKGATE_RELOAD_INTERVAL", default_value_t = 2.0)]
     pub reload_interval: f64,

@@ -78,6 +78,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
 
+    // The collector (leader only) publishes what the extenders read.
+    if let (true, Some(cm), Some(client)) = (args.controller, &args.scores_configmap, &client) {
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+            format!("{}-{}", hostname(), std::process::id())
+        });
+        let cfg = crate::collector::CollectorConfig {
+            scores: cm.clone(),
+            lease: args.lease.clone(),
+            identity,
+            jobmanagers: args.jobmanager_urls.clone(),
+            concurrency: args.collect_concurrency.max(1),
+        };
+        // Its own thread and runtime: a slow JobManager walk never competes
+        // with admission requests for the server's workers.
+        let (client, store, scores, metrics, stop) =
+            (client.clone(), store.clone(), scores.clone(), metrics.clone(), stop.child_token());
+        std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(crate::collector::run(client, cfg, store, scores, metrics, stop)),
+                Err(e) => tracing::error!(error = %e, "cannot start the collector runtime"),
+            })
+            .context("starting the collector thread")?;
+    }
+
     // TLS: the given files (watched), or a self-signed certificate in memory.
     let cert = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => {
@@ -150,6 +175,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     stop.cancel();
     tracing::info!("stopped");
     Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "flinkgate".into())
 }
 
 async fn shutdown_on_signal(stop: CancellationToken) {

@@ -1,5 +1,246 @@
 //! The score collector: reads per-subtask metrics from running Flink
 //! JobManagers, maps each subtask to the node it ran on, and publishes per-node
-//! mean task performance for the scheduler extender.
+//! mean task performance for the scheduler extender. Only the elected leader
+//! collects and writes; every replica's extender reads what it publishes.
 
+pub mod compute;
+pub mod fake_jobmanager;
 pub mod flink_rest;
+pub mod leader;
+pub mod placement;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+
+use crate::flink::crd::FlinkDeployment;
+use crate::policy::PolicyStore;
+use crate::policy::source::ConfigMapRef;
+use crate::scheduler::score::NodeScore;
+use crate::scheduler::scores::{SCORES_KEY, ScoreBoard, ScoreTable, now_unix};
+use crate::telemetry::{CollectionErrorLabels, JobLabels, Metrics, NodeLabels};
+use flink_rest::{FlinkRestClient, FlinkRestOptions};
+use leader::LeaderElector;
+use placement::PodCache;
+
+/// How often the leader renews its lease (and others try to take it).
+const RENEW_EVERY: Duration = Duration::from_secs(2);
+const LEASE_DURATION: Duration = Duration::from_secs(10);
+
+/// A JobManager to poll: an id (`namespace/name`) and its REST base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobManagerTarget {
+    pub id: String,
+    pub url: String,
+}
+
+impl std::str::FromStr for JobManagerTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, url) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAMESPACE/NAME=URL"))?;
+        if !id.contains('/') || !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("'{s}' is not NAMESPACE/NAME=http(s)://HOST:PORT"));
+        }
+        Ok(Self { id: id.into(), url: url.into() })
+    }
+}
+
+pub struct CollectorConfig {
+    pub scores: ConfigMapRef,
+    pub lease: ConfigMapRef,
+    pub identity: String,
+    /// Controller-side override of JobManager discovery (tests, or JobManagers
+    /// outside the cluster). Never taken from a user-settable annotation.
+    pub jobmanagers: Vec<JobManagerTarget>,
+    pub concurrency: usize,
+}
+
+/// JobManagers of the FlinkDeployments in the cluster: the operator's
+/// `<name>-rest` Service on port 8081.
+async fn discover(client: &Client) -> Result<Vec<JobManagerTarget>, kube::Error> {
+    let api: Api<FlinkDeployment> = Api::all(client.clone());
+    let list = api.list(&Default::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|d| {
+            let name = d.metadata.name.as_deref()?;
+            let ns = d.metadata.namespace.as_deref()?;
+            Some(JobManagerTarget {
+                id: format!("{ns}/{name}"),
+                url: format!("http://{name}-rest.{ns}.svc:8081"),
+            })
+        })
+        .collect())
+}
+
+struct State {
+    table: ScoreTable,
+    /// job id -> (F(x), unix seconds measured)
+    jobs: BTreeMap<String, (f64, f64)>,
+}
+
+pub async fn run(
+    client: Client,
+    cfg: CollectorConfig,
+    policy: Arc<PolicyStore>,
+    board: Arc<ScoreBoard>,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let elector = LeaderElector::new(client.clone(), &cfg.lease.namespace, &cfg.lease.name, &cfg.identity, LEASE_DURATION);
+    let pods = PodCache::start(client.clone(), stop.child_token());
+    let mut leading = false;
+    let mut last_cycle: Option<Instant> = None;
+    let mut state: Option<State> = None;
+    loop {
+        match elector.try_lead().await {
+            Ok(now_leading) => {
+                if now_leading != leading {
+                    tracing::info!(identity = elector.identity(), leading = now_leading, "collector leadership changed");
+                    // A new leader continues from what was published.
+                    state = now_leading.then(|| State {
+                        table: (*board.current()).clone(),
+                        jobs: BTreeMap::new(),
+                    });
+                }
+                leading = now_leading;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "lease update failed; not collecting until it works");
+                leading = false;
+            }
+        }
+        let rules = policy.current().map(|p| p.rules_for(None).scheduling.clone()).unwrap_or_default();
+        let due = last_cycle.is_none_or(|t| t.elapsed().as_secs_f64() >= rules.collection_interval_seconds);
+        if leading && due && let Some(st) = state.as_mut() {
+            last_cycle = Some(Instant::now());
+            cycle(&client, &cfg, &pods, &rules, &metrics, st).await;
+            board.replace(st.table.clone());
+            publish(&client, &cfg.scores, &st.table).await;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RENEW_EVERY) => {}
+        }
+    }
+}
+
+async fn cycle(
+    client: &Client,
+    cfg: &CollectorConfig,
+    pods: &PodCache,
+    rules: &crate::policy::SchedulingRules,
+    metrics: &Metrics,
+    st: &mut State,
+) {
+    let targets = if cfg.jobmanagers.is_empty() {
+        match discover(client).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list FlinkDeployments");
+                Vec::new()
+            }
+        }
+    } else {
+        cfg.jobmanagers.clone()
+    };
+    let concurrency = cfg.concurrency;
+    // Each poll owns its inputs, so the joined future stays Send.
+    let polls = targets.into_iter().map(|t| async move {
+        let result = match FlinkRestClient::new(&t.url, &FlinkRestOptions::default()) {
+            Ok(c) => c.snapshot(concurrency).await,
+            Err(e) => Err(e),
+        };
+        (t, result)
+    });
+    let snapshots = join_all(polls).await;
+    let index = pods.index();
+    let now = now_unix();
+    let mut per_node: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (target, result) in snapshots {
+        match result {
+            Ok(snapshot) => {
+                let r = compute::compute(&snapshot, |tm, host| index.node_of(tm, host));
+                for (node, fs) in r.per_node {
+                    per_node.entry(node).or_default().extend(fs);
+                }
+                let all: Vec<f64> = r.per_job.values().copied().collect();
+                if let Some(f) = crate::scheduler::score::mean_performance(all) {
+                    st.jobs.insert(target.id.clone(), (f, now));
+                }
+                if r.unplaced > 0 {
+                    tracing::debug!(jobmanager = %target.id, unplaced = r.unplaced, "subtasks whose pod or node is unknown");
+                }
+            }
+            Err(e) => {
+                // The last figures stay until they age out of the window.
+                metrics.collection_errors.get_or_create(&CollectionErrorLabels { jobmanager: target.id.clone() }).inc();
+                tracing::warn!(jobmanager = %target.id, error = %e, "cannot read the JobManager");
+            }
+        }
+    }
+    // Fold in the new samples; let the rest decay and expire.
+    let mut nodes = BTreeMap::new();
+    let names: Vec<String> = st.table.nodes.keys().chain(per_node.keys()).cloned().collect();
+    for node in names {
+        let prev = st.table.nodes.get(&node).copied();
+        let samples = per_node.get(&node).map(Vec::as_slice).unwrap_or(&[]);
+        let updated = if samples.is_empty() {
+            prev.filter(|p| p.decayed(now, rules).is_some())
+        } else {
+            NodeScore::update(prev, samples, now, rules)
+        };
+        if let Some(s) = updated {
+            nodes.insert(node, s);
+        }
+    }
+    metrics.node_performance.clear();
+    for (node, s) in &nodes {
+        if let Some(d) = s.decayed(now, rules) {
+            metrics.node_performance.get_or_create(&NodeLabels { node: node.clone() }).set(d.performance(rules));
+        }
+    }
+    st.jobs.retain(|_, (_, at)| now - *at <= rules.window_seconds);
+    metrics.job_performance.clear();
+    for (id, (f, _)) in &st.jobs {
+        let (namespace, name) = id.split_once('/').unwrap_or(("", id));
+        metrics
+            .job_performance
+            .get_or_create(&JobLabels { namespace: namespace.into(), name: name.into() })
+            .set(*f);
+    }
+    st.table = ScoreTable {
+        generated: now,
+        nodes,
+        jobs: st.jobs.iter().map(|(k, (f, _))| (k.clone(), *f)).collect(),
+    };
+    metrics.collection_cycles.inc();
+}
+
+/// Writes the table into the scores ConfigMap (server-side apply).
+async fn publish(client: &Client, cm: &ConfigMapRef, table: &ScoreTable) {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &cm.namespace);
+    let text = match serde_json::to_string(table) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the scores");
+            return;
+        }
+    };
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": cm.name, "namespace": cm.namespace, "labels": {"app.kubernetes.io/managed-by": "flinkgate"}},
+        "data": {SCORES_KEY: text}
+    });
+    if let Err(e) = api.patch(&cm.name, &PatchParams::apply("flinkgate-collector").force(), &Patch::Apply(&body)).await {
+        tracing::warn!(configmap = %cm, error = %e, "cannot publish the scores");
+    }
+}

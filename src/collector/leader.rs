@@ -1,0 +1,126 @@
+//! Leader election on a `coordination.k8s.io` Lease: any number of replicas,
+//! one writer. The holder renews every few seconds; a lease not renewed for
+//! its duration is free to take. Writes use the Lease's resourceVersion, so
+//! two candidates can never both win one round.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::{Api, Client};
+
+pub struct LeaderElector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration: Duration,
+}
+
+/// Whether `me` may write the lease now.
+pub fn may_take(holder: Option<&str>, renewed: Option<Timestamp>, duration: Duration, me: &str, now: Timestamp) -> bool {
+    match (holder, renewed) {
+        (Some(h), _) if h == me => true,
+        (None, _) | (Some(""), _) | (_, None) => true,
+        (Some(_), Some(at)) => {
+            let expiry = at.checked_add(duration).unwrap_or(at);
+            now > expiry
+        }
+    }
+}
+
+impl LeaderElector {
+    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            duration,
+        }
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Takes or renews the lease; `Ok(true)` while this replica leads.
+    pub async fn try_lead(&self) -> Result<bool, kube::Error> {
+        let now = Timestamp::now();
+        let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX);
+        match self.api.get_opt(&self.name).await? {
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(LeaseSpec {
+                        holder_identity: Some(self.identity.clone()),
+                        lease_duration_seconds: Some(seconds),
+                        acquire_time: Some(MicroTime(now)),
+                        renew_time: Some(MicroTime(now)),
+                        lease_transitions: Some(0),
+                        ..LeaseSpec::default()
+                    }),
+                };
+                match self.api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Some(mut lease) => {
+                let spec = lease.spec.clone().unwrap_or_default();
+                let holder = spec.holder_identity.as_deref();
+                let renewed = spec.renew_time.as_ref().map(|t| t.0);
+                let held_by_other = spec
+                    .lease_duration_seconds
+                    .map(|s| Duration::from_secs(s.max(0) as u64))
+                    .unwrap_or(self.duration);
+                if !may_take(holder, renewed, held_by_other, &self.identity, now) {
+                    return Ok(false);
+                }
+                let taking_over = holder != Some(self.identity.as_str());
+                let mut new = spec.clone();
+                new.holder_identity = Some(self.identity.clone());
+                new.lease_duration_seconds = Some(seconds);
+                new.renew_time = Some(MicroTime(now));
+                if taking_over {
+                    new.acquire_time = Some(MicroTime(now));
+                    new.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+                }
+                lease.spec = Some(new);
+                // replace carries metadata.resourceVersion: a concurrent
+                // writer makes this a 409 instead of a second leader.
+                match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+                    Ok(_) => {
+                        if taking_over {
+                            tracing::info!(lease = %self.name, identity = %self.identity, "became the leader");
+                        }
+                        Ok(true)
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_rules() {
+        let now = Timestamp::from_second(1_000).unwrap();
+        let d = Duration::from_secs(15);
+        let recent = Some(Timestamp::from_second(990).unwrap());
+        let stale = Some(Timestamp::from_second(900).unwrap());
+        assert!(may_take(None, None, d, "me", now), "free lease");
+        assert!(may_take(Some("me"), recent, d, "me", now), "renew my own");
+        assert!(!may_take(Some("other"), recent, d, "me", now), "someone else leads");
+        assert!(may_take(Some("other"), stale, d, "me", now), "expired: take over");
+    }
+}
