@@ -156,10 +156,18 @@ pub struct ServeArgs {
     /// JobManager REST endpoints to poll instead of discovering them, as
     /// NAMESPACE/NAME=URL (repeatable; a controller-side flag, for JobManagers
     /// outside the cluster and for tests).
-    #[arg(long = "jobmanager-url", env = "FLINKGATE_JOBMANAGER_URLS", value_delimiter = ',')]
+    #[arg(
+        long = "jobmanager-url",
+        env = "FLINKGATE_JOBMANAGER_URLS",
+        value_delimiter = ','
+    )]
     pub jobmanager_urls: Vec<crate::collector::JobManagerTarget>,
     /// Lease NAMESPACE/NAME for leader election.
-    #[arg(long, env = "FLINKGATE_LEASE", default_value = "flinkgate-system/flinkgate-leader")]
+    #[arg(
+        long,
+        env = "FLINKGATE_LEASE",
+        default_value = "flinkgate-system/flinkgate-leader"
+    )]
     pub lease: ConfigMapRef,
     /// Concurrent requests per JobManager while collecting.
     #[arg(long, env = "FLINKGATE_COLLECT_CONCURRENCY", default_value_t = 16)]

@@ -80,9 +80,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // The collector (leader only) publishes what the extenders read.
     if let (true, Some(cm), Some(client)) = (args.controller, &args.scores_configmap, &client) {
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-            format!("{}-{}", hostname(), std::process::id())
-        });
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
         let cfg = crate::collector::CollectorConfig {
             scores: cm.clone(),
             lease: args.lease.clone(),
@@ -92,13 +91,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         };
         // Its own thread and runtime: a slow JobManager walk never competes
         // with admission requests for the server's workers.
-        let (client, store, scores, metrics, stop) =
-            (client.clone(), store.clone(), scores.clone(), metrics.clone(), stop.child_token());
+        let (client, store, scores, metrics, stop) = (
+            client.clone(),
+            store.clone(),
+            scores.clone(),
+            metrics.clone(),
+            stop.child_token(),
+        );
         std::thread::Builder::new()
             .name("collector".into())
-            .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(crate::collector::run(client, cfg, store, scores, metrics, stop)),
-                Err(e) => tracing::error!(error = %e, "cannot start the collector runtime"),
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(crate::collector::run(
+                        client, cfg, store, scores, metrics, stop,
+                    )),
+                    Err(e) => tracing::error!(error = %e, "cannot start the collector runtime"),
+                }
             })
             .context("starting the collector thread")?;
     }
@@ -151,6 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listening: listening.clone(),
         scores,
     });
+    shutdown_on_signal(stop.clone())?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -163,7 +175,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "listening on https://{local}"
     );
 
-    tokio::spawn(shutdown_on_signal(stop.clone()));
     serve_tls(
         listener,
         tls_config,
@@ -183,25 +194,19 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "flinkgate".into())
 }
 
-async fn shutdown_on_signal(stop: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Installs the SIGTERM / SIGINT handlers now (before the server reports
+/// itself listening, so no early signal takes the default action) and
+/// cancels `stop` on the first one.
+fn shutdown_on_signal(stop: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        _ = term => tracing::info!("SIGTERM received; shutting down"),
-    }
-    stop.cancel();
+        stop.cancel();
+    });
+    Ok(())
 }

@@ -15,7 +15,7 @@ pub fn init_logging(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         // Colour only for a person at a terminal, never into log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second init (tests) is harmless: keep the first subscriber.
@@ -24,6 +24,23 @@ pub fn init_logging(json: bool) {
     } else {
         builder.try_init()
     };
+}
+
+/// stderr that drops what it cannot write. tracing-subscriber reports a
+/// failed write with `eprintln!`, which panics when stderr is a closed pipe;
+/// a log reader going away must not take the server down with it.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

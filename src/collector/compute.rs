@@ -18,7 +18,10 @@ pub struct CycleResult {
 }
 
 /// Turns a snapshot into samples; `node_of(taskmanager_id, host)` places a subtask.
-pub fn compute(snapshot: &ClusterSnapshot, node_of: impl Fn(Option<&str>, Option<&str>) -> Option<String>) -> CycleResult {
+pub fn compute(
+    snapshot: &ClusterSnapshot,
+    node_of: impl Fn(Option<&str>, Option<&str>) -> Option<String>,
+) -> CycleResult {
     let mut out = CycleResult::default();
     for job in &snapshot.jobs {
         let mut job_f = Vec::new();
@@ -57,7 +60,9 @@ pub fn compute(snapshot: &ClusterSnapshot, node_of: impl Fn(Option<&str>, Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::flink_rest::{JobSnapshot, SubtaskMetrics, SubtaskSample, VertexSnapshot};
+    use crate::collector::flink_rest::{
+        JobSnapshot, SubtaskMetrics, SubtaskSample, VertexSnapshot,
+    };
 
     fn subtask(i: u32, tm: &str, rate_in: f64, busy: f64) -> SubtaskSample {
         SubtaskSample {
@@ -84,7 +89,11 @@ mod tests {
                     parallelism: 3,
                     is_source: false,
                     // Same traffic; tm-c needs twice the busy time: half as fast.
-                    subtasks: vec![subtask(0, "tm-a", 100.0, 200.0), subtask(1, "tm-b", 100.0, 200.0), subtask(2, "tm-c", 100.0, 400.0)],
+                    subtasks: vec![
+                        subtask(0, "tm-a", 100.0, 200.0),
+                        subtask(1, "tm-b", 100.0, 200.0),
+                        subtask(2, "tm-c", 100.0, 400.0),
+                    ],
                 }],
             }],
             requests: 0,

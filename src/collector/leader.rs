@@ -19,7 +19,13 @@ pub struct LeaderElector {
 }
 
 /// Whether `me` may write the lease now.
-pub fn may_take(holder: Option<&str>, renewed: Option<Timestamp>, duration: Duration, me: &str, now: Timestamp) -> bool {
+pub fn may_take(
+    holder: Option<&str>,
+    renewed: Option<Timestamp>,
+    duration: Duration,
+    me: &str,
+    now: Timestamp,
+) -> bool {
     match (holder, renewed) {
         (Some(h), _) if h == me => true,
         (None, _) | (Some(""), _) | (_, None) => true,
@@ -31,7 +37,13 @@ pub fn may_take(holder: Option<&str>, renewed: Option<Timestamp>, duration: Dura
 }
 
 impl LeaderElector {
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             name: name.into(),
@@ -93,7 +105,11 @@ impl LeaderElector {
                 lease.spec = Some(new);
                 // replace carries metadata.resourceVersion: a concurrent
                 // writer makes this a 409 instead of a second leader.
-                match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+                match self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
                     Ok(_) => {
                         if taking_over {
                             tracing::info!(lease = %self.name, identity = %self.identity, "became the leader");
@@ -120,7 +136,13 @@ mod tests {
         let stale = Some(Timestamp::from_second(900).unwrap());
         assert!(may_take(None, None, d, "me", now), "free lease");
         assert!(may_take(Some("me"), recent, d, "me", now), "renew my own");
-        assert!(!may_take(Some("other"), recent, d, "me", now), "someone else leads");
-        assert!(may_take(Some("other"), stale, d, "me", now), "expired: take over");
+        assert!(
+            !may_take(Some("other"), recent, d, "me", now),
+            "someone else leads"
+        );
+        assert!(
+            may_take(Some("other"), stale, d, "me", now),
+            "expired: take over"
+        );
     }
 }

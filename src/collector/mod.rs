@@ -43,11 +43,16 @@ pub struct JobManagerTarget {
 impl std::str::FromStr for JobManagerTarget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (id, url) = s.split_once('=').ok_or_else(|| format!("'{s}' is not NAMESPACE/NAME=URL"))?;
+        let (id, url) = s
+            .split_once('=')
+            .ok_or_else(|| format!("'{s}' is not NAMESPACE/NAME=URL"))?;
         if !id.contains('/') || !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("'{s}' is not NAMESPACE/NAME=http(s)://HOST:PORT"));
         }
-        Ok(Self { id: id.into(), url: url.into() })
+        Ok(Self {
+            id: id.into(),
+            url: url.into(),
+        })
     }
 }
 
@@ -94,7 +99,13 @@ pub async fn run(
     metrics: Metrics,
     stop: CancellationToken,
 ) {
-    let elector = LeaderElector::new(client.clone(), &cfg.lease.namespace, &cfg.lease.name, &cfg.identity, LEASE_DURATION);
+    let elector = LeaderElector::new(
+        client.clone(),
+        &cfg.lease.namespace,
+        &cfg.lease.name,
+        &cfg.identity,
+        LEASE_DURATION,
+    );
     let pods = PodCache::start(client.clone(), stop.child_token());
     let mut leading = false;
     let mut last_cycle: Option<Instant> = None;
@@ -103,7 +114,11 @@ pub async fn run(
         match elector.try_lead().await {
             Ok(now_leading) => {
                 if now_leading != leading {
-                    tracing::info!(identity = elector.identity(), leading = now_leading, "collector leadership changed");
+                    tracing::info!(
+                        identity = elector.identity(),
+                        leading = now_leading,
+                        "collector leadership changed"
+                    );
                     // A new leader continues from what was published.
                     state = now_leading.then(|| State {
                         table: (*board.current()).clone(),
@@ -117,9 +132,16 @@ pub async fn run(
                 leading = false;
             }
         }
-        let rules = policy.current().map(|p| p.rules_for(None).scheduling.clone()).unwrap_or_default();
-        let due = last_cycle.is_none_or(|t| t.elapsed().as_secs_f64() >= rules.collection_interval_seconds);
-        if leading && due && let Some(st) = state.as_mut() {
+        let rules = policy
+            .current()
+            .map(|p| p.rules_for(None).scheduling.clone())
+            .unwrap_or_default();
+        let due = last_cycle
+            .is_none_or(|t| t.elapsed().as_secs_f64() >= rules.collection_interval_seconds);
+        if leading
+            && due
+            && let Some(st) = state.as_mut()
+        {
             last_cycle = Some(Instant::now());
             cycle(&client, &cfg, &pods, &rules, &metrics, st).await;
             board.replace(st.table.clone());
@@ -181,14 +203,25 @@ async fn cycle(
             }
             Err(e) => {
                 // The last figures stay until they age out of the window.
-                metrics.collection_errors.get_or_create(&CollectionErrorLabels { jobmanager: target.id.clone() }).inc();
+                metrics
+                    .collection_errors
+                    .get_or_create(&CollectionErrorLabels {
+                        jobmanager: target.id.clone(),
+                    })
+                    .inc();
                 tracing::warn!(jobmanager = %target.id, error = %e, "cannot read the JobManager");
             }
         }
     }
     // Fold in the new samples; let the rest decay and expire.
     let mut nodes = BTreeMap::new();
-    let names: Vec<String> = st.table.nodes.keys().chain(per_node.keys()).cloned().collect();
+    let names: Vec<String> = st
+        .table
+        .nodes
+        .keys()
+        .chain(per_node.keys())
+        .cloned()
+        .collect();
     for node in names {
         let prev = st.table.nodes.get(&node).copied();
         let samples = per_node.get(&node).map(Vec::as_slice).unwrap_or(&[]);
@@ -204,16 +237,23 @@ async fn cycle(
     metrics.node_performance.clear();
     for (node, s) in &nodes {
         if let Some(d) = s.decayed(now, rules) {
-            metrics.node_performance.get_or_create(&NodeLabels { node: node.clone() }).set(d.performance(rules));
+            metrics
+                .node_performance
+                .get_or_create(&NodeLabels { node: node.clone() })
+                .set(d.performance(rules));
         }
     }
-    st.jobs.retain(|_, (_, at)| now - *at <= rules.window_seconds);
+    st.jobs
+        .retain(|_, (_, at)| now - *at <= rules.window_seconds);
     metrics.job_performance.clear();
     for (id, (f, _)) in &st.jobs {
         let (namespace, name) = id.split_once('/').unwrap_or(("", id));
         metrics
             .job_performance
-            .get_or_create(&JobLabels { namespace: namespace.into(), name: name.into() })
+            .get_or_create(&JobLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+            })
             .set(*f);
     }
     st.table = ScoreTable {
@@ -240,7 +280,14 @@ async fn publish(client: &Client, cm: &ConfigMapRef, table: &ScoreTable) {
         "metadata": {"name": cm.name, "namespace": cm.namespace, "labels": {"app.kubernetes.io/managed-by": "flinkgate"}},
         "data": {SCORES_KEY: text}
     });
-    if let Err(e) = api.patch(&cm.name, &PatchParams::apply("flinkgate-collector").force(), &Patch::Apply(&body)).await {
+    if let Err(e) = api
+        .patch(
+            &cm.name,
+            &PatchParams::apply("flinkgate-collector").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
         tracing::warn!(configmap = %cm, error = %e, "cannot publish the scores");
     }
 }

@@ -25,7 +25,9 @@ impl PodIndex {
     pub fn from_pods<'p>(pods: impl IntoIterator<Item = &'p Pod>) -> Self {
         let mut idx = PodIndex::default();
         for pod in pods {
-            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { continue };
+            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+                continue;
+            };
             if let Some(name) = &pod.metadata.name {
                 idx.by_name.insert(name.clone(), node.clone());
             }
@@ -43,7 +45,10 @@ impl PodIndex {
             return Some(node.clone());
         }
         let host = host?;
-        let ip = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(|c| c == '[' || c == ']');
+        let ip = host
+            .rsplit_once(':')
+            .map_or(host, |(h, _)| h)
+            .trim_matches(|c| c == '[' || c == ']');
         self.by_ip.get(ip).cloned()
     }
 }
@@ -56,12 +61,18 @@ pub struct PodCache {
 impl PodCache {
     pub fn start(client: Client, stop: CancellationToken) -> Arc<PodCache> {
         let mut stores = Vec::new();
-        for selector in [format!("{COMPONENT_LABEL}=taskmanager"), format!("{FLINKGATE_COMPONENT_LABEL}=taskmanager")] {
+        for selector in [
+            format!("{COMPONENT_LABEL}=taskmanager"),
+            format!("{FLINKGATE_COMPONENT_LABEL}=taskmanager"),
+        ] {
             let (reader, writer) = reflector::store();
             let api: Api<Pod> = Api::all(client.clone());
-            let stream = reflector::reflector(writer, watcher(api, watcher::Config::default().labels(&selector)))
-                .default_backoff()
-                .touched_objects();
+            let stream = reflector::reflector(
+                writer,
+                watcher(api, watcher::Config::default().labels(&selector)),
+            )
+            .default_backoff()
+            .touched_objects();
             let stop = stop.clone();
             tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
@@ -102,10 +113,17 @@ mod tests {
 
     #[test]
     fn finds_nodes_by_pod_name_or_ip() {
-        let pods = [pod("tm-a", "n1", "10.244.0.5"), pod("tm-b", "n2", "10.244.0.6")];
+        let pods = [
+            pod("tm-a", "n1", "10.244.0.5"),
+            pod("tm-b", "n2", "10.244.0.6"),
+        ];
         let idx = PodIndex::from_pods(pods.iter());
         assert_eq!(idx.node_of(Some("tm-a"), None).as_deref(), Some("n1"));
-        assert_eq!(idx.node_of(Some("unknown-id"), Some("10.244.0.6:34567")).as_deref(), Some("n2"));
+        assert_eq!(
+            idx.node_of(Some("unknown-id"), Some("10.244.0.6:34567"))
+                .as_deref(),
+            Some("n2")
+        );
         assert_eq!(idx.node_of(None, Some("10.244.0.6")).as_deref(), Some("n2"));
         assert_eq!(idx.node_of(Some("x"), Some("10.9.9.9:1")), None);
     }
