@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use flinkgate::collector::fake_jobmanager::FakeJobManager;
 use manifests::*;
 use serde_json::Value;
 
@@ -30,10 +31,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn up(dir: &Path, kubectl: String) -> Result<Cluster, String> {
+    fn up(dir: &Path, kubectl: String, serve_args: &str) -> Result<Cluster, String> {
         let out = Command::new(repo("deploy/local/cluster"))
             .args(["up", "--dir", dir.to_str().unwrap()])
             .env("FLINKGATE_BIN", env!("CARGO_BIN_EXE_flinkgate"))
+            .env("FLINKGATE_SERVE_ARGS", serve_args)
             .stderr(Stdio::inherit())
             .output()
             .map_err(|e| format!("cannot run deploy/local/cluster: {e}"))?;
@@ -591,6 +593,104 @@ fn register_is_idempotent_and_uninstall_removes_exactly_it(c: &mut Cluster) {
     );
 }
 
+/// TaskManager pods pinned to chosen kwok nodes, as a Flink cluster's would be.
+fn pinned_taskmanager(name: &str, node: &str) -> String {
+    taskmanager_pod(name, "e2e", "").replace("spec:\n", &format!("spec:\n  nodeName: {node}\n"))
+}
+
+/// The fake JobManager reports subtasks on tm-a (fast), tm-b, tm-c (slow);
+/// the collector maps them to kwok-node-0/1/2 through these pods.
+fn placement_follows_measured_performance(c: &mut Cluster) {
+    for (tm, node) in [
+        ("tm-a", "kwok-node-0"),
+        ("tm-b", "kwok-node-1"),
+        ("tm-c", "kwok-node-2"),
+    ] {
+        c.must(&["apply", "-f", "-"], Some(&pinned_taskmanager(tm, node)));
+    }
+    let policy = flinkgate::policy::BUILTIN_YAML.replace(
+        "pods:\n  taskManager:\n",
+        "scheduling: {minSamples: 4, collectionIntervalSeconds: 1}\npods:\n  taskManager:\n    schedulerName: flinkgate\n",
+    );
+    c.set_policy(&policy);
+    let perf = |c: &Cluster, node: &str| {
+        c.metric(&format!(
+            "flinkgate_node_task_performance{{node=\"{node}\"}}"
+        ))
+    };
+    let table = || -> Value {
+        let scores = c.must(
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "flinkgate-system",
+                "flinkgate-scores",
+                "-o",
+                "jsonpath={.data.scores\\.json}",
+            ],
+            None,
+        );
+        serde_json::from_str(&scores).unwrap_or(Value::Null)
+    };
+    // Two cycles: enough samples (minSamples 4, 4 per cycle) for the floor to apply.
+    wait(
+        "scores for the three nodes are published",
+        Duration::from_secs(60),
+        || {
+            perf(c, "kwok-node-2").is_some_and(|f| f < 0.6)
+                && perf(c, "kwok-node-0").is_some_and(|f| f > 1.2)
+                && table()["nodes"]["kwok-node-2"]["weight"]
+                    .as_f64()
+                    .is_some_and(|w| w >= 6.0)
+        },
+    );
+    let table = table();
+    assert!(
+        table["nodes"]["kwok-node-2"]["mean"].as_f64().unwrap()
+            < table["nodes"]["kwok-node-1"]["mean"].as_f64().unwrap()
+    );
+    assert!(
+        table["nodes"]["kwok-node-1"]["mean"].as_f64().unwrap()
+            < table["nodes"]["kwok-node-0"]["mean"].as_f64().unwrap()
+    );
+    assert!(
+        c.metric("flinkgate_job_task_performance{namespace=\"e2e\",name=\"top-speed\"}")
+            .is_some(),
+        "job-level F(x) exported"
+    );
+
+    for i in 0..3 {
+        let name = format!("tm-new-{i}");
+        let (ok, _, err) = c.apply(&taskmanager_pod(&name, "e2e", ""), &[]);
+        assert!(ok, "{err}");
+        wait(&format!("{name} is bound"), Duration::from_secs(30), || {
+            c.get_json("pod", "e2e", &name)["spec"]["nodeName"].is_string()
+        });
+        let pod = c.get_json("pod", "e2e", &name);
+        assert_eq!(
+            pod["spec"]["schedulerName"], "flinkgate",
+            "the webhook routed it"
+        );
+        assert_eq!(
+            pod["spec"]["nodeName"], "kwok-node-0",
+            "bound to the node with the best F_n: {pod}"
+        );
+    }
+    let filtered = c.metrics().unwrap_or_default();
+    assert!(
+        filtered
+            .contains("flinkgate_scheduler_extender_requests_total{verb=\"filter\",result=\"ok\"}"),
+        "the extender was consulted"
+    );
+    let log = std::fs::read_to_string(c.dir.join("logs/flinkgate.log")).unwrap_or_default();
+    assert!(
+        log.contains("node kwok-node-2: mean task performance"),
+        "kwok-node-2 was filtered with a reason"
+    );
+    c.default_policy();
+}
+
 // --- runner ------------------------------------------------------------------
 
 type Scenario = (&'static str, fn(&mut Cluster));
@@ -626,7 +726,23 @@ fn main() {
             std::env::temp_dir().join(format!("flinkgate-e2e-{}", std::process::id()))
         });
     let started = Instant::now();
-    let mut cluster = match Cluster::up(&dir, kubectl) {
+    // A fake JobManager the collector polls (a controller-side flag, as a
+    // JobManager outside the cluster would be).
+    let fake_runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let (_fake_addr, fake) = fake_runtime
+        .block_on(
+            FakeJobManager::new(1, 2, 6)
+                .taskmanager(|s| Some(["tm-a", "tm-b", "tm-c"][s.subtask % 3].to_string()))
+                .metrics(|s| {
+                    // Same traffic; tm-c needs four times tm-a's busy time.
+                    let busy = [250.0, 500.0, 1000.0][s.subtask % 3];
+                    FakeJobManager::rates(100.0, 100.0, busy)
+                })
+                .start(),
+        )
+        .expect("fake JobManager");
+    let serve_args = format!("--jobmanager-url e2e/top-speed={}", fake.url());
+    let mut cluster = match Cluster::up(&dir, kubectl, &serve_args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("FAIL: {e}");
@@ -671,6 +787,10 @@ fn main() {
         (
             "certificate rotation while applies run fails nothing",
             |c| rotation_while_applying_fails_nothing(c),
+        ),
+        (
+            "placement follows measured performance (extender + collector)",
+            placement_follows_measured_performance,
         ),
         (
             "register twice changes nothing; --uninstall removes exactly its own",
