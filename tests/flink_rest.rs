@@ -428,30 +428,35 @@ async fn zero_concurrency_means_one() {
 
 /// Timing, not a pass/fail check:
 /// `cargo test --release --test flink_rest -- --ignored --nocapture`.
+/// Without delay it measures the client's own cost; with 5 ms per answer it
+/// shows what the concurrency bound buys against a JobManager's latency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn timing_snapshot_100_jobs_5000_subtasks() {
-    let (client, fake) = serve(FakeJobManager::new(100, 2, 25)).await;
-    // One warm-up walk so connection set-up is not in the figure.
-    client.snapshot(32).await.expect("warm-up");
-    fake.reset_counters();
-    let runs = 5;
-    let mut times = Vec::new();
-    let mut requests = 0;
-    for _ in 0..runs {
-        let started = Instant::now();
-        let snap = client.snapshot(32).await.expect("snapshot");
-        times.push(started.elapsed());
-        requests = snap.requests;
+    for delay_ms in [0, 5] {
+        let fake = FakeJobManager::new(100, 2, 25).delay(Duration::from_millis(delay_ms));
+        let (client, fake) = serve(fake).await;
+        // One warm-up walk so connection set-up is not in the figure.
+        client.snapshot(32).await.expect("warm-up");
+        fake.reset_counters();
+        let runs = 5;
+        let mut times = Vec::new();
+        let mut requests = 0;
+        for _ in 0..runs {
+            let started = Instant::now();
+            let snap = client.snapshot(32).await.expect("snapshot");
+            times.push(started.elapsed());
+            requests = snap.requests;
+        }
+        times.sort();
+        println!(
+            "snapshot 100 jobs x 2 vertices x 25 subtasks, concurrency 32, \
+             {delay_ms} ms per answer: {requests} requests, median {:?}, \
+             min {:?}, max {:?} over {runs} runs; peak in flight {}",
+            times[runs / 2],
+            times[0],
+            times[runs - 1],
+            fake.max_in_flight()
+        );
     }
-    times.sort();
-    println!(
-        "snapshot 100 jobs x 2 vertices x 25 subtasks, concurrency 32: \
-         {requests} requests, median {:?}, min {:?}, max {:?} over {runs} runs; \
-         peak in flight {}",
-        times[runs / 2],
-        times[0],
-        times[runs - 1],
-        fake.max_in_flight()
-    );
 }

@@ -33,7 +33,7 @@ struct Cluster {
 impl Cluster {
     fn up(dir: &Path, kubectl: String, serve_args: &str) -> Result<Cluster, String> {
         let out = Command::new(repo("deploy/local/cluster"))
-            .args(["up", "--dir", dir.to_str().unwrap()])
+            .args(["up", "--dir", dir.to_str().unwrap(), "--nodes", "6"])
             .env("FLINKGATE_BIN", env!("CARGO_BIN_EXE_flinkgate"))
             .env("FLINKGATE_SERVE_ARGS", serve_args)
             .stderr(Stdio::inherit())
@@ -691,9 +691,137 @@ fn placement_follows_measured_performance(c: &mut Cluster) {
     c.default_policy();
 }
 
+/// A real Flink session cluster (JVMs from Maven Central jars, deploy/flink)
+/// whose TaskManagers are named after pods pinned to kwok-node-3..5.
+struct RealFlink {
+    dir: PathBuf,
+    rest: String,
+}
+
+impl RealFlink {
+    fn up(dir: &Path) -> Result<RealFlink, String> {
+        let out = Command::new(repo("deploy/flink/flink"))
+            .args(["up", "--dir", dir.to_str().unwrap()])
+            .args([
+                "--taskmanager",
+                "flink-tm-a",
+                "--taskmanager",
+                "flink-tm-b",
+                "--taskmanager",
+                "flink-tm-c",
+            ])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run deploy/flink/flink: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let rest = stdout
+            .lines()
+            .last()
+            .and_then(|l| l.strip_prefix("FLINK_REST="))
+            .map(str::to_string)
+            .filter(|_| out.status.success())
+            .ok_or_else(|| {
+                format!(
+                    "flink up failed ({}); logs in {}/logs",
+                    out.status,
+                    dir.display()
+                )
+            })?;
+        Ok(RealFlink {
+            dir: dir.to_path_buf(),
+            rest,
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(repo("deploy/flink/flink"))
+            .args(args)
+            .args(["--dir", self.dir.to_str().unwrap()])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "flink {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for RealFlink {
+    fn drop(&mut self) {
+        let _ = Command::new(repo("deploy/flink/flink"))
+            .args(["down", "--dir", self.dir.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// Real Flink: StateMachineExample on three TaskManagers, one of them slowed
+/// (SIGSTOP/SIGCONT duty cycle); the published scores must rank its node last.
+fn real_flink_scores_follow_its_metrics(c: &mut Cluster, flink: &RealFlink) {
+    for (tm, node) in [
+        ("flink-tm-a", "kwok-node-3"),
+        ("flink-tm-b", "kwok-node-4"),
+        ("flink-tm-c", "kwok-node-5"),
+    ] {
+        c.must(&["apply", "-f", "-"], Some(&pinned_taskmanager(tm, node)));
+    }
+    let policy = flinkgate::policy::BUILTIN_YAML.replace(
+        "pods:\n  taskManager:\n",
+        "scheduling: {minSamples: 4, collectionIntervalSeconds: 2}\npods:\n  taskManager:\n",
+    );
+    c.set_policy(&policy);
+    let jid = flink.run(&["submit", "--job", "statemachine", "--parallelism", "6"]);
+    eprintln!(
+        "e2e: real Flink job {} running at {}",
+        jid.trim(),
+        flink.rest
+    );
+    flink.run(&[
+        "throttle",
+        "--taskmanager",
+        "flink-tm-c",
+        "--run-fraction",
+        "0.25",
+    ]);
+    let perf = |c: &Cluster, node: &str| {
+        c.metric(&format!(
+            "flinkgate_node_task_performance{{node=\"{node}\"}}"
+        ))
+    };
+    // Flink's per-second rates average over a minute, so the slowdown shows gradually.
+    wait(
+        "the slowed TaskManager's node ranks last",
+        Duration::from_secs(240),
+        || match (
+            perf(c, "kwok-node-3"),
+            perf(c, "kwok-node-4"),
+            perf(c, "kwok-node-5"),
+        ) {
+            (Some(a), Some(b), Some(slow)) => slow < 0.9 && slow < 0.85 * a.min(b),
+            _ => false,
+        },
+    );
+    assert!(
+        c.metric("flinkgate_job_task_performance{namespace=\"e2e\",name=\"statemachine\"}")
+            .is_some()
+    );
+    eprintln!(
+        "e2e: real Flink F_n: kwok-node-3 {:.2}, kwok-node-4 {:.2}, kwok-node-5 (throttled) {:.2}",
+        perf(c, "kwok-node-3").unwrap_or(f64::NAN),
+        perf(c, "kwok-node-4").unwrap_or(f64::NAN),
+        perf(c, "kwok-node-5").unwrap_or(f64::NAN)
+    );
+    c.default_policy();
+    // Free the two cores for the scenarios after this one.
+    let _ = Command::new(repo("deploy/flink/flink"))
+        .args(["down", "--dir", flink.dir.to_str().unwrap()])
+        .status();
+}
+
 // --- runner ------------------------------------------------------------------
 
 type Scenario = (&'static str, fn(&mut Cluster));
+
+/// The real Flink cluster, for the scenario that needs it (scenarios are plain fns).
+static REAL_FLINK: std::sync::OnceLock<RealFlink> = std::sync::OnceLock::new();
 
 fn main() {
     let ci = std::env::var("CI").as_deref() == Ok("true");
@@ -741,10 +869,28 @@ fn main() {
                 .start(),
         )
         .expect("fake JobManager");
-    let serve_args = format!("--jobmanager-url e2e/top-speed={}", fake.url());
+    // Real Flink starts beside the control plane (both take ~10 s).
+    let flink_dir = PathBuf::from(format!("{}-flink", dir.display()));
+    let flink_thread = {
+        let flink_dir = flink_dir.clone();
+        std::thread::spawn(move || RealFlink::up(&flink_dir))
+    };
+    let flink = match flink_thread.join().expect("flink thread") {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("FAIL: real Flink did not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    let serve_args = format!(
+        "--jobmanager-url e2e/top-speed={},e2e/statemachine={}",
+        fake.url(),
+        flink.rest
+    );
     let mut cluster = match Cluster::up(&dir, kubectl, &serve_args) {
         Ok(c) => c,
         Err(e) => {
+            drop(flink);
             eprintln!("FAIL: {e}");
             std::process::exit(1);
         }
@@ -753,6 +899,7 @@ fn main() {
         "e2e: cluster with flinkgate up in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    let _ = REAL_FLINK.set(flink);
     for ns in ["e2e", "e2e-warn"] {
         cluster.must(&["create", "namespace", ns], None);
     }
@@ -792,6 +939,9 @@ fn main() {
             "placement follows measured performance (extender + collector)",
             placement_follows_measured_performance,
         ),
+        ("real Flink: published scores follow its metrics", |c| {
+            real_flink_scores_follow_its_metrics(c, REAL_FLINK.get().expect("real Flink"))
+        }),
         (
             "register twice changes nothing; --uninstall removes exactly its own",
             register_is_idempotent_and_uninstall_removes_exactly_it,
@@ -826,6 +976,10 @@ fn main() {
     }
     cluster.down();
     drop(cluster);
+    // A static is never dropped: stop real Flink explicitly.
+    let _ = Command::new(repo("deploy/flink/flink"))
+        .args(["down", "--dir", flink_dir.to_str().unwrap()])
+        .status();
     eprintln!(
         "e2e: {} passed, {} failed in {:.1}s",
         scenarios.len() - failed.len(),
