@@ -41,7 +41,8 @@ fn bad_request(s: &AppState, verb: &'static str, msg: &str) -> Response {
         .into_response()
 }
 
-async fn read_args(body: Body) -> Result<ExtenderArgs, String> {
+/// The arguments and the candidate node names, from either form.
+async fn read_args(body: Body) -> Result<(ExtenderArgs, Vec<String>), String> {
     let bytes = Limited::new(body, MAX_EXTENDER_BODY)
         .collect()
         .await
@@ -49,7 +50,10 @@ async fn read_args(body: Body) -> Result<ExtenderArgs, String> {
             format!("request body could not be read (limit {MAX_EXTENDER_BODY} bytes): {e}")
         })?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| format!("body is not ExtenderArgs: {e}"))
+    let args: ExtenderArgs =
+        serde_json::from_slice(&bytes).map_err(|e| format!("body is not ExtenderArgs: {e}"))?;
+    let names = args.candidate_names()?;
+    Ok((args, names))
 }
 
 fn steered(args: &ExtenderArgs) -> bool {
@@ -100,12 +104,8 @@ pub fn prioritize_nodes(
 }
 
 pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
-    let args = match read_args(body).await {
-        Ok(a) => a,
-        Err(e) => return bad_request(&s, "filter", &e),
-    };
-    let names = match args.candidate_names() {
-        Ok(n) => n,
+    let (args, names) = match read_args(body).await {
+        Ok(parsed) => parsed,
         Err(e) => return bad_request(&s, "filter", &e),
     };
     let failed = if steered(&args) {
@@ -158,12 +158,8 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
 }
 
 pub async fn prioritize(State(s): State<AppState>, body: Body) -> Response {
-    let args = match read_args(body).await {
-        Ok(a) => a,
-        Err(e) => return bad_request(&s, "prioritize", &e),
-    };
-    let names = match args.candidate_names() {
-        Ok(n) => n,
+    let (args, names) = match read_args(body).await {
+        Ok(parsed) => parsed,
         Err(e) => return bad_request(&s, "prioritize", &e),
     };
     let list = if steered(&args) {
