@@ -377,13 +377,78 @@ fn multi_document_apply(c: &Cluster) {
     assert_eq!(job["metadata"]["labels"]["target.session"], "session");
 }
 
+fn lease_holder(c: &Cluster) -> String {
+    c.must(
+        &[
+            "get",
+            "lease",
+            "-n",
+            "flinkgate-system",
+            "flinkgate-leader",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    )
+}
+
 fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
+    // A second replica (serving on another port) joins the election first;
+    // while the first lives, it must not take the lease.
+    let certs = c.dir.join("flinkgate-certs");
+    let log = std::fs::File::create(c.dir.join("logs/flinkgate-replica-2.log")).unwrap();
+    let mut replica = Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_flinkgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .arg("--kubeconfig")
+        .arg(&c.kubeconfig)
+        .args(["--policy-configmap", "flinkgate-system/flinkgate-policy"])
+        .args(["--scores-configmap", "flinkgate-system/flinkgate-scores"])
+        .env("POD_NAME", "replica-2")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    std::fs::write(
+        c.dir.join("pids/flinkgate-replica-2.pid"),
+        format!("{} ?\n", replica.id()),
+    )
+    .unwrap();
+    let first = lease_holder(c);
+    assert!(
+        !first.is_empty() && first != "replica-2",
+        "the first replica leads: {first:?}"
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        lease_holder(c),
+        first,
+        "one writer: the standby does not take a live lease"
+    );
+
     let pidfile = std::fs::read_to_string(c.dir.join("pids/flinkgate.pid")).unwrap();
     let pid = pidfile.split_whitespace().next().unwrap().to_string();
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    let killed = Instant::now();
     wait("flinkgate is gone", Duration::from_secs(5), || {
         c.metrics().is_none()
     });
+    // The standby takes over once the lease (10 s) runs out.
+    wait(
+        "the standby replica takes the lease",
+        Duration::from_secs(20),
+        || lease_holder(c) == "replica-2",
+    );
+    eprintln!(
+        "e2e: leader hand-over after {:.1}s",
+        killed.elapsed().as_secs_f64()
+    );
+    let _ = replica.kill();
+    let _ = replica.wait();
     let (ok, _, err) = c.apply(&bare_deployment("while-down", "e2e"), &[]);
     assert!(!ok, "applies are refused while flinkgate is down");
     assert!(
@@ -947,7 +1012,7 @@ fn main() {
             register_is_idempotent_and_uninstall_removes_exactly_it,
         ),
         (
-            "flinkgate killed: applies refused; restarted: they work",
+            "flinkgate killed: applies refused, scheduling goes on, the standby takes the lease; restarted: applies work",
             killed_flinkgate_refuses_then_recovers,
         ),
     ];
