@@ -214,7 +214,7 @@ async fn cycle(
         }
     }
     // Fold in the new samples; let the rest decay and expire.
-    let mut nodes = BTreeMap::new();
+    let mut nodes = std::collections::HashMap::new();
     let names: Vec<String> = st
         .table
         .nodes

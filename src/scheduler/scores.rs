@@ -2,7 +2,7 @@
 //! ConfigMap (key `scores.json`), read by every replica's extender, so all
 //! replicas score alike and scores survive restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +27,22 @@ pub const SCORES_KEY: &str = "scores.json";
 pub struct ScoreTable {
     /// Unix seconds when the collector wrote it.
     pub generated: f64,
-    pub nodes: BTreeMap<String, NodeScore>,
+    /// Hashed for the extender's per-node lookups; written sorted.
+    #[serde(serialize_with = "sorted")]
+    pub nodes: HashMap<String, NodeScore>,
     /// `namespace/name` -> F(x) over the job's subtasks.
     #[serde(default)]
     pub jobs: BTreeMap<String, f64>,
+}
+
+/// Writes a map with its keys in order, so the published ConfigMap only
+/// changes where a value does.
+fn sorted<S: serde::Serializer, V: Serialize>(
+    map: &HashMap<String, V>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    let ordered: BTreeMap<&String, &V> = map.iter().collect();
+    ordered.serialize(ser)
 }
 
 /// The table the extender scores with; swapped whole on every update.
