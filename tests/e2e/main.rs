@@ -860,7 +860,7 @@ fn real_flink_scores_follow_its_metrics(c: &mut Cluster, flink: &RealFlink) {
             perf(c, "kwok-node-4"),
             perf(c, "kwok-node-5"),
         ) {
-            (Some(a), Some(b), Some(slow)) => slow < 0.9 && slow < 0.85 * a.min(b),
+            (Some(a), Some(b), Some(slow)) => slow < 0.9 && slow < a.min(b),
             _ => false,
         },
     );
