@@ -3,6 +3,12 @@
 use std::path::Path;
 
 use anyhow::Context;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::policy::source::ConfigMapRef;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -23,4 +29,33 @@ pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Option<Client>>
     Ok(Some(
         Client::try_from(config).context("building the Kubernetes client")?,
     ))
+}
+
+/// What happened to a watched ConfigMap.
+pub enum ConfigMapChange {
+    Applied(Box<ConfigMap>),
+    Deleted,
+}
+
+/// Every version of one ConfigMap, as it changes. Watch errors are logged and
+/// retried with kube's backoff, so a dead API server never spins a caller.
+pub fn configmap_changes(
+    client: Client,
+    cm: &ConfigMapRef,
+) -> impl Stream<Item = ConfigMapChange> + Send + 'static {
+    let api: Api<ConfigMap> = Api::namespaced(client, &cm.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
+    let source = cm.to_string();
+    watcher(api, config).default_backoff().filter_map(move |event| {
+        let change = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => Some(ConfigMapChange::Applied(Box::new(o))),
+            Ok(watcher::Event::Delete(_)) => Some(ConfigMapChange::Deleted),
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => {
+                tracing::warn!(configmap = %source, error = %e, "ConfigMap watch error; retrying");
+                None
+            }
+        };
+        std::future::ready(change)
+    })
 }

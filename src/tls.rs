@@ -16,7 +16,7 @@ use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry::Metrics;
-use crate::watch::FileFingerprint;
+use crate::watch::poll_files;
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -88,32 +88,26 @@ pub async fn watch_files(
     metrics: Metrics,
     stop: CancellationToken,
 ) {
-    let mut fp = FileFingerprint::new([&cert_path, &key_path]);
-    // The first read is the certificate the server started with.
-    let _ = fp.changed().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        match fp.changed().await {
-            Ok(None) => {}
-            Ok(Some(files)) => match certified_key(&files[0], &files[1]) {
-                Ok(key) => {
-                    cert.replace(key);
-                    metrics.tls_reloads.inc();
-                    tracing::info!(cert = %cert_path.display(), "serving certificate reloaded");
-                }
-                Err(e) => {
-                    fp.reset();
-                    metrics.tls_reload_errors.inc();
-                    tracing::warn!(error = %e, "new certificate files are not usable yet; keeping the current certificate");
-                }
-            },
+    // What is on disk now is the certificate the server started with.
+    poll_files([&cert_path, &key_path], interval, stop, true, |read| match read {
+        Ok(files) => match certified_key(&files[0], &files[1]) {
+            Ok(key) => {
+                cert.replace(key);
+                metrics.tls_reloads.inc();
+                tracing::info!(cert = %cert_path.display(), "serving certificate reloaded");
+                true
+            }
             Err(e) => {
                 metrics.tls_reload_errors.inc();
-                tracing::warn!(error = %e, "cannot read certificate files; keeping the current certificate");
+                tracing::warn!(error = %e, "new certificate files are not usable yet; keeping the current certificate");
+                false
             }
+        },
+        Err(e) => {
+            metrics.tls_reload_errors.inc();
+            tracing::warn!(error = %e, "cannot read certificate files; keeping the current certificate");
+            true
         }
-    }
+    })
+    .await;
 }

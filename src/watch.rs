@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 /// Remembers the content hash of a set of files.
 pub struct FileFingerprint {
@@ -48,6 +51,41 @@ impl FileFingerprint {
     /// when a read succeeded but the content could not be used yet).
     pub fn reset(&mut self) {
         self.last = None;
+    }
+}
+
+/// Polls `paths` every `interval` until `stop`, handing each new content (or
+/// read error) to `on_change`. With `skip_current`, what is on disk now counts
+/// as already seen (the caller loaded it). When `on_change` returns false the
+/// content is reported again on the next tick (not usable yet, e.g. a cert
+/// whose key has not been swapped in).
+pub async fn poll_files(
+    paths: impl IntoIterator<Item = impl AsRef<Path>>,
+    interval: Duration,
+    stop: CancellationToken,
+    skip_current: bool,
+    mut on_change: impl FnMut(std::io::Result<Vec<Vec<u8>>>) -> bool,
+) {
+    let mut fp = FileFingerprint::new(paths);
+    if skip_current {
+        let _ = fp.changed().await;
+    }
+    loop {
+        match fp.changed().await {
+            Ok(None) => {}
+            Ok(Some(files)) => {
+                if !on_change(Ok(files)) {
+                    fp.reset();
+                }
+            }
+            Err(e) => {
+                on_change(Err(e));
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
     }
 }
 

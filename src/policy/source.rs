@@ -9,12 +9,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
 
 use super::{Policy, PolicyStore};
-use crate::watch::FileFingerprint;
+use crate::kubeclient::{ConfigMapChange, configmap_changes};
+use crate::watch::poll_files;
 
 /// The ConfigMap key holding the policy document.
 pub const POLICY_KEY: &str = "policy.yaml";
@@ -71,36 +71,23 @@ pub async fn watch_file(
     stop: CancellationToken,
 ) {
     let source = path.display().to_string();
-    let mut fp = FileFingerprint::new([&path]);
     // The caller loaded the first version; start from what is on disk now.
-    let _ = fp.changed().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        match fp.changed().await {
-            Ok(Some(mut contents)) => {
-                let bytes = contents.pop().unwrap_or_default();
-                match String::from_utf8(bytes) {
-                    Ok(text) => {
-                        let _ = apply_document(&store, &text, &source);
-                    }
-                    Err(_) => {
-                        store.record_rejection();
-                        tracing::error!(
-                            source,
-                            "policy file is not UTF-8; the last good policy stays in force"
-                        );
-                    }
-                }
+    poll_files([&path], interval, stop, true, |read| {
+        match read.map(|mut files| String::from_utf8(files.pop().unwrap_or_default())) {
+            Ok(Ok(text)) => {
+                let _ = apply_document(&store, &text, &source);
             }
-            Ok(None) => {}
+            Ok(Err(_)) => {
+                store.record_rejection();
+                tracing::error!(source, "policy file is not UTF-8; the last good policy stays in force");
+            }
             Err(e) => {
                 tracing::warn!(source, error = %e, "cannot read policy file; keeping the policy in force")
             }
         }
-    }
+        true
+    })
+    .await;
 }
 
 /// Watches one ConfigMap and installs each new valid `policy.yaml`. A rejected
@@ -112,44 +99,31 @@ pub async fn watch_configmap(
     cm: ConfigMapRef,
     stop: CancellationToken,
 ) {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &cm.namespace);
     let recorder = Recorder::new(
-        client,
+        client.clone(),
         Reporter {
             controller: "flinkgate".into(),
             instance: std::env::var("POD_NAME").ok(),
         },
     );
     let source = format!("configmap {cm}");
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
-    let mut events = watcher(api, config).boxed();
+    let mut changes = std::pin::pin!(configmap_changes(client, &cm));
     let mut last_seen: Option<String> = None;
     loop {
-        let next = tokio::select! {
+        let change = tokio::select! {
             _ = stop.cancelled() => return,
-            n = events.next() => n,
+            n = changes.next() => n,
         };
-        let event = match next {
+        let obj = match change {
             None => return,
-            Some(Ok(e)) => e,
-            Some(Err(e)) => {
-                // The watcher retries by itself; back off so a dead API server
-                // does not spin this loop.
-                tracing::warn!(source, error = %e, "policy ConfigMap watch error; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let obj = match event {
-            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => o,
-            watcher::Event::Delete(_) => {
+            Some(ConfigMapChange::Applied(o)) => o,
+            Some(ConfigMapChange::Deleted) => {
                 tracing::warn!(
                     source,
                     "policy ConfigMap deleted; the last good policy stays in force"
                 );
                 continue;
             }
-            watcher::Event::Init | watcher::Event::InitDone => continue,
         };
         let Some(doc) = obj.data.as_ref().and_then(|d| d.get(POLICY_KEY)) else {
             store.record_rejection();

@@ -9,15 +9,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::Client;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::score::NodeScore;
+use crate::kubeclient::{ConfigMapChange, configmap_changes};
 use crate::policy::source::ConfigMapRef;
-use crate::watch::FileFingerprint;
+use crate::watch::poll_files;
 
 pub const SCORES_KEY: &str = "scores.json";
 
@@ -87,27 +86,22 @@ pub async fn watch_configmap(
     cm: ConfigMapRef,
     stop: CancellationToken,
 ) {
-    let api: Api<ConfigMap> = Api::namespaced(client, &cm.namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
-    let mut events = watcher(api, config).boxed();
     let source = format!("configmap {cm}");
+    let mut changes = std::pin::pin!(configmap_changes(client, &cm));
     loop {
-        let next = tokio::select! {
+        let change = tokio::select! {
             _ = stop.cancelled() => return,
-            n = events.next() => n,
+            n = changes.next() => n,
         };
-        match next {
+        match change {
             None => return,
-            Some(Err(e)) => {
-                tracing::warn!(source, error = %e, "scores ConfigMap watch error; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Some(Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o))) => {
+            Some(ConfigMapChange::Applied(o)) => {
                 if let Some(text) = o.data.as_ref().and_then(|d| d.get(SCORES_KEY)) {
                     board.load(text, &source);
                 }
             }
-            Some(Ok(_)) => {}
+            // Scores survive the ConfigMap: the leader writes it again.
+            Some(ConfigMapChange::Deleted) => {}
         }
     }
 }
@@ -119,17 +113,13 @@ pub async fn watch_file(
     interval: Duration,
     stop: CancellationToken,
 ) {
-    let mut fp = FileFingerprint::new([&path]);
     let source = path.display().to_string();
-    loop {
-        match fp.changed().await {
-            Ok(Some(files)) => board.load(&String::from_utf8_lossy(&files[0]), &source),
-            Ok(None) => {}
+    poll_files([&path], interval, stop, false, |read| {
+        match read {
+            Ok(files) => board.load(&String::from_utf8_lossy(&files[0]), &source),
             Err(e) => tracing::warn!(source, error = %e, "cannot read the scores file"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
+        true
+    })
+    .await;
 }

@@ -107,6 +107,41 @@ impl Cluster {
         serde_json::from_str(&out).unwrap()
     }
 
+    /// Starts another `flinkgate serve` on this cluster, in its own session
+    /// with a pid file, so `cluster down` stops it should the test die first.
+    fn spawn_flinkgate(
+        &self,
+        name: &str,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Child {
+        let certs = self.dir.join("flinkgate-certs");
+        let log = std::fs::File::create(self.dir.join(format!("logs/{name}.log"))).unwrap();
+        let child = Command::new("setsid")
+            .arg(env!("CARGO_BIN_EXE_flinkgate"))
+            .args(["serve", "--listen", listen])
+            .arg("--tls-cert")
+            .arg(certs.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(certs.join("tls.key"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--policy-configmap", "flinkgate-system/flinkgate-policy"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            self.dir.join(format!("pids/{name}.pid")),
+            format!("{} ?\n", child.id()),
+        )
+        .unwrap();
+        child
+    }
+
     fn flinkgate_port(&self) -> String {
         std::fs::read_to_string(self.dir.join("flinkgate.port"))
             .unwrap()
@@ -395,29 +430,12 @@ fn lease_holder(c: &Cluster) -> String {
 fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
     // A second replica (serving on another port) joins the election first;
     // while the first lives, it must not take the lease.
-    let certs = c.dir.join("flinkgate-certs");
-    let log = std::fs::File::create(c.dir.join("logs/flinkgate-replica-2.log")).unwrap();
-    let mut replica = Command::new("setsid")
-        .arg(env!("CARGO_BIN_EXE_flinkgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .arg("--tls-cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(certs.join("tls.key"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args(["--policy-configmap", "flinkgate-system/flinkgate-policy"])
-        .args(["--scores-configmap", "flinkgate-system/flinkgate-scores"])
-        .env("POD_NAME", "replica-2")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    std::fs::write(
-        c.dir.join("pids/flinkgate-replica-2.pid"),
-        format!("{} ?\n", replica.id()),
-    )
-    .unwrap();
+    let mut replica = c.spawn_flinkgate(
+        "flinkgate-replica-2",
+        "127.0.0.1:0",
+        &["--scores-configmap", "flinkgate-system/flinkgate-scores"],
+        &[("POD_NAME", "replica-2")],
+    );
     let first = lease_holder(c);
     assert!(
         !first.is_empty() && first != "replica-2",
@@ -456,37 +474,13 @@ fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
         "a clear message: {err}"
     );
 
-    let certs = c.dir.join("flinkgate-certs");
-    let log = std::fs::File::create(c.dir.join("logs/flinkgate-restarted.log")).unwrap();
-    let child = Command::new("setsid")
-        .arg(env!("CARGO_BIN_EXE_flinkgate"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{}", c.flinkgate_port()),
-        ])
-        .arg("--tls-cert")
-        .arg(certs.join("tls.crt"))
-        .arg("--tls-key")
-        .arg(certs.join("tls.key"))
-        .arg("--kubeconfig")
-        .arg(&c.kubeconfig)
-        .args([
-            "--policy-configmap",
-            "flinkgate-system/flinkgate-policy",
-            "--reload-interval",
-            "0.2",
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    // `cluster down` stops it too, should this test die before it does.
-    std::fs::write(
-        c.dir.join("pids/flinkgate-restarted.pid"),
-        format!("{} ?\n", child.id()),
-    )
-    .unwrap();
+    let listen = format!("127.0.0.1:{}", c.flinkgate_port());
+    let child = c.spawn_flinkgate(
+        "flinkgate-restarted",
+        &listen,
+        &["--reload-interval", "0.2"],
+        &[],
+    );
     c.restarted = Some(child);
     wait(
         "the restarted flinkgate is ready",
