@@ -89,6 +89,8 @@ struct State {
     table: ScoreTable,
     /// job id -> (F(x), unix seconds measured)
     jobs: BTreeMap<String, (f64, f64)>,
+    /// One client (and connection pool) per JobManager URL, kept across cycles.
+    clients: std::collections::HashMap<String, FlinkRestClient>,
 }
 
 pub async fn run(
@@ -123,6 +125,7 @@ pub async fn run(
                     state = now_leading.then(|| State {
                         table: (*board.current()).clone(),
                         jobs: BTreeMap::new(),
+                        clients: Default::default(),
                     });
                 }
                 leading = now_leading;
@@ -174,13 +177,25 @@ async fn cycle(
         cfg.jobmanagers.clone()
     };
     let concurrency = cfg.concurrency;
-    // Each poll owns its inputs, so the joined future stays Send.
-    let polls = targets.into_iter().map(|t| async move {
-        let result = match FlinkRestClient::new(&t.url, &FlinkRestOptions::default()) {
-            Ok(c) => c.snapshot(concurrency).await,
-            Err(e) => Err(e),
+    // Clients of JobManagers that went away are dropped with their pools.
+    st.clients
+        .retain(|url, _| targets.iter().any(|t| &t.url == url));
+    // Each poll owns its inputs (a client clone shares the pool), so the
+    // joined future stays Send.
+    let polls = targets.into_iter().map(|t| {
+        let client = match st.clients.get(&t.url) {
+            Some(c) => Ok(c.clone()),
+            None => FlinkRestClient::new(&t.url, &FlinkRestOptions::default()).inspect(|c| {
+                st.clients.insert(t.url.clone(), c.clone());
+            }),
         };
-        (t, result)
+        async move {
+            let result = match client {
+                Ok(c) => c.snapshot(concurrency).await,
+                Err(e) => Err(e),
+            };
+            (t, result)
+        }
     });
     let snapshots = join_all(polls).await;
     let index = pods.index();
