@@ -4,6 +4,7 @@
 //! collects and writes; every replica's extender reads what it publishes.
 
 pub mod compute;
+pub mod discovery;
 pub mod fake_jobmanager;
 pub mod flink_rest;
 pub mod leader;
@@ -19,7 +20,6 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
-use crate::flink::crd::FlinkDeployment;
 use crate::policy::PolicyStore;
 use crate::policy::source::ConfigMapRef;
 use crate::scheduler::score::NodeScore;
@@ -64,25 +64,6 @@ pub struct CollectorConfig {
     /// outside the cluster). Never taken from a user-settable annotation.
     pub jobmanagers: Vec<JobManagerTarget>,
     pub concurrency: usize,
-}
-
-/// JobManagers of the FlinkDeployments in the cluster: the operator's
-/// `<name>-rest` Service on port 8081.
-async fn discover(client: &Client) -> Result<Vec<JobManagerTarget>, kube::Error> {
-    let api: Api<FlinkDeployment> = Api::all(client.clone());
-    let list = api.list(&Default::default()).await?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(|d| {
-            let name = d.metadata.name.as_deref()?;
-            let ns = d.metadata.namespace.as_deref()?;
-            Some(JobManagerTarget {
-                id: format!("{ns}/{name}"),
-                url: format!("http://{name}-rest.{ns}.svc:8081"),
-            })
-        })
-        .collect())
 }
 
 struct State {
@@ -166,13 +147,11 @@ async fn cycle(
     st: &mut State,
 ) {
     let targets = if cfg.jobmanagers.is_empty() {
-        match discover(client).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list FlinkDeployments");
-                Vec::new()
-            }
+        let found = discovery::discover(client).await;
+        for e in &found.errors {
+            tracing::warn!(error = %e, "JobManager discovery incomplete");
         }
+        found.targets
     } else {
         cfg.jobmanagers.clone()
     };
