@@ -8,6 +8,7 @@
 //! where it fails.
 
 mod manifests;
+mod no_data;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -1002,6 +1003,10 @@ fn main() {
             real_flink_scores_follow_its_metrics(c, REAL_FLINK.get().expect("real Flink"))
         }),
         (
+            "with no data, placement is what kube-scheduler does without the extender",
+            |c| no_data::placement_without_data_is_kube_schedulers(c),
+        ),
+        (
             "register twice changes nothing; --uninstall removes exactly its own",
             register_is_idempotent_and_uninstall_removes_exactly_it,
         ),
@@ -1010,6 +1015,12 @@ fn main() {
             killed_flinkgate_refuses_then_recovers,
         ),
     ];
+    // FLINKGATE_E2E_ONLY=WORD runs only the scenarios whose name contains WORD.
+    let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
+    let scenarios: Vec<Scenario> = scenarios
+        .into_iter()
+        .filter(|(name, _)| name.contains(only.as_str()))
+        .collect();
     let mut failed = Vec::new();
     for (name, scenario) in &scenarios {
         let t = Instant::now();
