@@ -24,6 +24,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the HTTPS admission webhook. With no flags: 127.0.0.1:8443, an
     /// in-memory self-signed certificate and the built-in policy.
@@ -148,9 +150,10 @@ pub struct ServeArgs {
     /// A scores file (JSON, same format) instead of the ConfigMap, for local runs.
     #[arg(long, env = "FLINKGATE_SCORES_FILE")]
     pub scores_file: Option<PathBuf>,
-    /// Run the leader-elected controller part (today: the score collector,
-    /// which needs --scores-configmap and a cluster). `--controller=false`
-    /// where another replica set or the Flink operator does that work.
+    /// Run the leader-elected controller part: the FlinkDeployment and
+    /// FlinkSessionJob controllers, and the score collector (with
+    /// --scores-configmap). Needs a cluster. `--controller=false` where the
+    /// Apache Flink Kubernetes Operator runs (webhook and extender stay).
     #[arg(long, env = "FLINKGATE_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
     pub controller: bool,
     /// JobManager REST endpoints to poll instead of discovering them, as
@@ -169,6 +172,24 @@ pub struct ServeArgs {
         default_value = "flinkgate-system/flinkgate-leader"
     )]
     pub lease: ConfigMapRef,
+    /// Namespaces whose FlinkDeployments and FlinkSessionJobs the controller
+    /// reconciles (comma-separated); all namespaces when empty.
+    #[arg(long, env = "FLINKGATE_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Extra CA certificates (PEM) trusted when downloading a session job's
+    /// jarURI, besides the system's.
+    #[arg(long, env = "FLINKGATE_JAR_CA_FILE")]
+    pub jar_ca_file: Option<PathBuf>,
+    /// Largest jar the controller downloads, in MiB.
+    #[arg(long, env = "FLINKGATE_MAX_JAR_MIB", default_value_t = 512)]
+    pub max_jar_mib: u64,
+    /// Seconds a savepoint (suspend, upgrade, trigger) may take before the
+    /// reconcile is retried.
+    #[arg(long, env = "FLINKGATE_SAVEPOINT_TIMEOUT", default_value_t = 300.0)]
+    pub savepoint_timeout: f64,
+    /// Test-only crash point of the controller (proves crash recovery).
+    #[arg(long, hide = true, value_enum)]
+    pub fault: Option<crate::controller::context::Fault>,
     /// Concurrent requests per JobManager while collecting.
     #[arg(long, env = "FLINKGATE_COLLECT_CONCURRENCY", default_value_t = 16)]
     pub collect_concurrency: usize,

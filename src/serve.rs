@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::server::{AppState, router, serve_tls};
 use crate::cli::ServeArgs;
+use crate::leader::Leadership;
 use crate::policy::source::{self, apply_document};
 use crate::policy::{Policy, PolicyStore};
 use crate::scheduler::scores::{self, ScoreBoard};
@@ -24,14 +25,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(PolicyStore::new(metrics.clone()));
     let interval = Duration::from_secs_f64(args.reload_interval.max(0.1));
 
-    let client = match (&args.policy_configmap, &args.scores_configmap) {
-        (None, None) => None,
-        _ => match crate::kubeclient::client(args.kubeconfig.as_deref()).await? {
+    // A cluster is needed for ConfigMap sources and the controller; an
+    // explicit --kubeconfig or a pod's service account provides it.
+    let wants_cluster = args.policy_configmap.is_some()
+        || args.scores_configmap.is_some()
+        || args.kubeconfig.is_some()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let client = if wants_cluster {
+        match crate::kubeclient::client(args.kubeconfig.as_deref()).await? {
             Some(c) => Some(c),
             None => bail!(
                 "--policy-configmap and --scores-configmap need a cluster: pass --kubeconfig or run in a pod"
             ),
-        },
+        }
+    } else {
+        None
     };
 
     // Policy: file, ConfigMap, or built-in.
@@ -78,40 +86,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    // The collector (leader only) publishes what the extenders read.
-    if let (true, Some(cm), Some(client)) = (args.controller, &args.scores_configmap, &client) {
+    // Leader-elected work: the controller, and the collector that
+    // publishes what the extenders read.
+    if let (true, Some(client)) = (args.controller, &client) {
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
-        let cfg = crate::collector::CollectorConfig {
-            scores: cm.clone(),
-            lease: args.lease.clone(),
-            identity,
-            jobmanagers: args.jobmanager_urls.clone(),
-            concurrency: args.collect_concurrency.max(1),
-        };
-        // Its own thread and runtime: a slow JobManager walk never competes
-        // with admission requests for the server's workers.
-        let (client, store, scores, metrics, stop) = (
+        let leadership = Leadership::start(
             client.clone(),
-            store.clone(),
-            scores.clone(),
-            metrics.clone(),
+            &args.lease.namespace,
+            &args.lease.name,
+            &identity,
             stop.child_token(),
         );
-        std::thread::Builder::new()
-            .name("collector".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(crate::collector::run(
-                        client, cfg, store, scores, metrics, stop,
-                    )),
-                    Err(e) => tracing::error!(error = %e, "cannot start the collector runtime"),
-                }
-            })
-            .context("starting the collector thread")?;
+        let gauge = metrics.leading.clone();
+        let mut watch = leadership.clone();
+        tokio::spawn(async move {
+            loop {
+                watch.until_leading().await;
+                gauge.set(1);
+                watch.until_not_leading().await;
+                gauge.set(0);
+            }
+        });
+        let jar_ca = match &args.jar_ca_file {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        let ctx = crate::controller::context::Context::new(
+            client.clone(),
+            store.clone(),
+            metrics.clone(),
+            crate::controller::context::ControllerConfig {
+                namespaces: args.watch_namespaces.clone(),
+                jobmanagers: args.jobmanager_urls.clone(),
+                jar_ca,
+                max_jar_bytes: args.max_jar_mib.saturating_mul(1 << 20),
+                savepoint_timeout: Duration::from_secs_f64(args.savepoint_timeout.max(1.0)),
+                identity: identity.clone(),
+                fault: args.fault,
+            },
+        )?;
+        tokio::spawn(crate::controller::run(
+            Arc::new(ctx),
+            leadership.clone(),
+            stop.child_token(),
+        ));
+        if let Some(cm) = &args.scores_configmap {
+            start_collector(
+                client, cm, &args, &store, &scores, &metrics, leadership, &stop,
+            )?;
+        }
     }
 
     // TLS: the given files (watched), or a self-signed certificate in memory.
@@ -185,6 +209,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await;
     stop.cancel();
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The collector gets its own thread and runtime: a slow JobManager walk
+/// never competes with admission requests for the server's workers.
+#[allow(clippy::too_many_arguments)]
+fn start_collector(
+    client: &kube::Client,
+    cm: &crate::policy::source::ConfigMapRef,
+    args: &ServeArgs,
+    store: &Arc<PolicyStore>,
+    scores: &Arc<ScoreBoard>,
+    metrics: &Metrics,
+    leadership: Leadership,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let cfg = crate::collector::CollectorConfig {
+        scores: cm.clone(),
+        jobmanagers: args.jobmanager_urls.clone(),
+        concurrency: args.collect_concurrency.max(1),
+    };
+    let (client, store, scores, metrics, stop) = (
+        client.clone(),
+        store.clone(),
+        scores.clone(),
+        metrics.clone(),
+        stop.child_token(),
+    );
+    std::thread::Builder::new()
+        .name("collector".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(crate::collector::run(
+                    client, cfg, store, scores, metrics, leadership, stop,
+                )),
+                Err(e) => tracing::error!(error = %e, "cannot start the collector runtime"),
+            }
+        })
+        .context("starting the collector thread")?;
     Ok(())
 }
 

@@ -101,6 +101,27 @@ pub struct Metrics {
     pub job_performance: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub collection_errors: Family<CollectionErrorLabels, Counter>,
     pub collection_cycles: Counter<u64, AtomicU64>,
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_duration: Family<ReconcileKindLabels, Histogram>,
+    pub leading: Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileKindLabels {
+    pub kind: &'static str,
+}
+
+fn reconcile_histogram() -> Histogram {
+    // 1 ms .. ~65 s: a reconcile is API calls, and sometimes a savepoint.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        1e-3, 2.0, 17,
+    ))
 }
 
 fn duration_histogram() -> Histogram {
@@ -126,6 +147,9 @@ impl Metrics {
             job_performance: Family::default(),
             collection_errors: Family::default(),
             collection_cycles: Counter::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Family::new_with_constructor(reconcile_histogram),
+            leading: Gauge::default(),
         };
         let mut r = Registry::with_prefix("flinkgate");
         r.register(
@@ -192,6 +216,21 @@ impl Metrics {
             "collection_cycles",
             "Completed collection cycles",
             m.collection_cycles.clone(),
+        );
+        r.register(
+            "controller_reconciles",
+            "Reconciles of FlinkDeployments and FlinkSessionJobs, by kind and result (ok, error)",
+            m.reconciles.clone(),
+        );
+        r.register(
+            "controller_reconcile_duration_seconds",
+            "Time one reconcile took, by kind",
+            m.reconcile_duration.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica holds the leader Lease (runs the controller and collector)",
+            m.leading.clone(),
         );
         (m, r)
     }

@@ -215,7 +215,7 @@ pub struct SubtaskSample {
 #[derive(Debug, Clone)]
 pub struct FlinkRestClient {
     base: Url,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     request_timeout: Duration,
 }
 
@@ -339,7 +339,7 @@ impl FlinkRestClient {
         })
     }
 
-    fn url(&self, segments: &[&str]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         // with_client checked the base can carry a path, so this is Ok.
         if let Ok(mut path) = url.path_segments_mut() {
@@ -358,6 +358,18 @@ impl FlinkRestClient {
     }
 
     async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, FlinkRestError> {
+        let request = self.http.get(url.clone());
+        self.send_json(request, url).await
+    }
+
+    /// Sends `request` (to `url`) with the request timeout and parses a
+    /// JSON answer; non-2xx answers become [`FlinkRestError::Status`] with
+    /// Flink's own message.
+    pub(crate) async fn send_json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: Url,
+    ) -> Result<T, FlinkRestError> {
         let transport = |e: reqwest::Error, url: &Url| {
             let (timed_out, connect) = (e.is_timeout(), e.is_connect());
             // The URL goes into our own message, once.
@@ -379,9 +391,7 @@ impl FlinkRestClient {
                 }
             }
         };
-        let response = self
-            .http
-            .get(url.clone())
+        let response = request
             .timeout(self.request_timeout)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()

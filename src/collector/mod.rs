@@ -7,12 +7,11 @@ pub mod compute;
 pub mod discovery;
 pub mod fake_jobmanager;
 pub mod flink_rest;
-pub mod leader;
 pub mod placement;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -20,18 +19,14 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
+use crate::leader::{Leadership, RENEW_EVERY};
 use crate::policy::PolicyStore;
 use crate::policy::source::ConfigMapRef;
 use crate::scheduler::score::NodeScore;
 use crate::scheduler::scores::{SCORES_KEY, ScoreBoard, ScoreTable, now_unix};
 use crate::telemetry::{CollectionErrorLabels, JobLabels, Metrics, NodeLabels};
 use flink_rest::{FlinkRestClient, FlinkRestOptions};
-use leader::LeaderElector;
 use placement::PodCache;
-
-/// How often the leader renews its lease (and others try to take it).
-const RENEW_EVERY: Duration = Duration::from_secs(2);
-const LEASE_DURATION: Duration = Duration::from_secs(10);
 
 /// A JobManager to poll: an id (`namespace/name`) and its REST base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +53,6 @@ impl std::str::FromStr for JobManagerTarget {
 
 pub struct CollectorConfig {
     pub scores: ConfigMapRef,
-    pub lease: ConfigMapRef,
-    pub identity: String,
     /// Controller-side override of JobManager discovery (tests, or JobManagers
     /// outside the cluster). Never taken from a user-settable annotation.
     pub jobmanagers: Vec<JobManagerTarget>,
@@ -80,42 +73,24 @@ pub async fn run(
     policy: Arc<PolicyStore>,
     board: Arc<ScoreBoard>,
     metrics: Metrics,
+    leadership: Leadership,
     stop: CancellationToken,
 ) {
-    let elector = LeaderElector::new(
-        client.clone(),
-        &cfg.lease.namespace,
-        &cfg.lease.name,
-        &cfg.identity,
-        LEASE_DURATION,
-    );
     let pods = PodCache::start(client.clone(), stop.child_token());
     let mut leading = false;
     let mut last_cycle: Option<Instant> = None;
     let mut state: Option<State> = None;
     loop {
-        match elector.try_lead().await {
-            Ok(now_leading) => {
-                if now_leading != leading {
-                    tracing::info!(
-                        identity = elector.identity(),
-                        leading = now_leading,
-                        "collector leadership changed"
-                    );
-                    // A new leader continues from what was published.
-                    state = now_leading.then(|| State {
-                        table: (*board.current()).clone(),
-                        jobs: BTreeMap::new(),
-                        clients: Default::default(),
-                    });
-                }
-                leading = now_leading;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "lease update failed; not collecting until it works");
-                leading = false;
-            }
+        let now_leading = leadership.is_leading();
+        if now_leading != leading {
+            // A new leader continues from what was published.
+            state = now_leading.then(|| State {
+                table: (*board.current()).clone(),
+                jobs: BTreeMap::new(),
+                clients: Default::default(),
+            });
         }
+        leading = now_leading;
         let rules = policy
             .current()
             .map(|p| p.rules_for(None).scheduling.clone())

@@ -2,6 +2,10 @@
 //! one writer. The holder renews every few seconds; a lease not renewed for
 //! its duration is free to take. Writes use the Lease's resourceVersion, so
 //! two candidates can never both win one round.
+//!
+//! One elector per process: [`Leadership::start`] runs it and tells the
+//! score collector and the controller, through a watch channel, whether this
+//! replica leads.
 
 use std::time::Duration;
 
@@ -10,6 +14,96 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// How often the leader renews its lease (and others try to take it).
+pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+pub const LEASE_DURATION: Duration = Duration::from_secs(10);
+
+/// Whether this replica leads, as the elector last saw it.
+#[derive(Clone)]
+pub struct Leadership {
+    leading: watch::Receiver<bool>,
+    /// Keeps a fixed channel open (see [`Leadership::fixed`]).
+    _fixed: Option<std::sync::Arc<watch::Sender<bool>>>,
+}
+
+impl Leadership {
+    /// Runs the elector until `stop`; a replica that cannot reach the API
+    /// server stops leading at once (another may take over after the lease
+    /// expires, and two writers must never overlap).
+    pub fn start(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        stop: CancellationToken,
+    ) -> Self {
+        let elector = LeaderElector::new(client, namespace, name, identity, LEASE_DURATION);
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let leading = match elector.try_lead().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lease update failed; not leading until it works");
+                        false
+                    }
+                };
+                tx.send_if_modified(|was| {
+                    if *was != leading {
+                        tracing::info!(
+                            identity = elector.identity(),
+                            leading,
+                            "leadership changed"
+                        );
+                        *was = leading;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        tx.send_replace(false);
+                        return;
+                    }
+                    _ = tokio::time::sleep(RENEW_EVERY) => {}
+                }
+            }
+        });
+        Self {
+            leading: rx,
+            _fixed: None,
+        }
+    }
+
+    /// A fixed answer, for tests and single-replica tools.
+    pub fn fixed(leading: bool) -> Self {
+        let (tx, rx) = watch::channel(leading);
+        Self {
+            leading: rx,
+            _fixed: Some(std::sync::Arc::new(tx)),
+        }
+    }
+
+    pub fn is_leading(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Resolves once this replica leads; never, once the elector stopped.
+    pub async fn until_leading(&mut self) {
+        if self.leading.wait_for(|l| *l).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves once this replica no longer leads (or the elector stopped).
+    pub async fn until_not_leading(&mut self) {
+        let _ = self.leading.wait_for(|l| !*l).await;
+    }
+}
 
 pub struct LeaderElector {
     api: Api<Lease>,

@@ -1,0 +1,258 @@
+//! What every reconcile shares: the API client, the policy, the JobManager
+//! address overrides, Flink REST clients, the jar downloader, Events and
+//! per-object retry backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use thiserror::Error;
+
+use crate::collector::JobManagerTarget;
+use crate::collector::flink_rest::{FlinkRestClient, FlinkRestError, FlinkRestOptions};
+use crate::policy::PolicyStore;
+use crate::telemetry::Metrics;
+
+/// Field manager of everything the controller applies.
+pub const FIELD_MANAGER: &str = "flinkgate-controller";
+pub const FINALIZER: &str = "flinkgate.io/finalizer";
+
+/// A deliberate crash point, for the tests that prove a restarted
+/// controller converges (hidden flag, never for production use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// Exit after the job id is persisted, before Flink is asked to run it.
+    ExitBeforeSubmit,
+    /// Exit right after Flink accepted the job, before status records it.
+    ExitAfterSubmit,
+}
+
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("Flink REST: {0}")]
+    Flink(Box<FlinkRestError>),
+    #[error("cannot fetch the jar {uri}: {detail}")]
+    Jar { uri: String, detail: String },
+    #[error("savepoint of job {job_id} failed: {cause}")]
+    Savepoint { job_id: String, cause: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<FlinkRestError> for ReconcileError {
+    fn from(e: FlinkRestError) -> Self {
+        // Boxed: the REST error is large and errors travel far.
+        Self::Flink(Box::new(e))
+    }
+}
+
+impl ReconcileError {
+    /// Short PascalCase reason for the Warning Event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Flink(_) => "JobManagerError",
+            Self::Jar { .. } => "JarFetchFailed",
+            Self::Savepoint { .. } => "SavepointFailed",
+            Self::Invalid(_) => "InvalidSpec",
+        }
+    }
+}
+
+pub struct ControllerConfig {
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// Controller-side JobManager address overrides (tests, external clusters).
+    pub jobmanagers: Vec<JobManagerTarget>,
+    /// Extra CA certificate (PEM) trusted for `jarURI` downloads.
+    pub jar_ca: Option<Vec<u8>>,
+    /// Largest jar downloaded, in bytes.
+    pub max_jar_bytes: u64,
+    /// Seconds a savepoint may take before the reconcile gives up and retries.
+    pub savepoint_timeout: Duration,
+    pub identity: String,
+    pub fault: Option<Fault>,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub policy: Arc<PolicyStore>,
+    pub metrics: Metrics,
+    pub config: ControllerConfig,
+    reporter: Reporter,
+    jars: reqwest::Client,
+    flink: Mutex<HashMap<String, FlinkRestClient>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        policy: Arc<PolicyStore>,
+        metrics: Metrics,
+        config: ControllerConfig,
+    ) -> Result<Self, ReconcileError> {
+        let mut jars = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .https_only(true);
+        if let Some(pem) = &config.jar_ca {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ReconcileError::Invalid(format!("--jar-ca-file: {e}")))?
+            {
+                jars = jars.add_root_certificate(cert);
+            }
+        }
+        let jars = jars
+            .build()
+            .map_err(|e| ReconcileError::Invalid(format!("jar download client: {e}")))?;
+        Ok(Self {
+            reporter: Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: Some(config.identity.clone()),
+            },
+            client,
+            policy,
+            metrics,
+            config,
+            jars,
+            flink: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// REST base URL of the FlinkDeployment `namespace/name`'s JobManager:
+    /// the override if one is configured, else its `<name>-rest` Service.
+    pub fn jobmanager_url(&self, namespace: &str, name: &str) -> String {
+        let id = format!("{namespace}/{name}");
+        self.config
+            .jobmanagers
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.url.clone())
+            .unwrap_or_else(|| format!("http://{name}-rest.{namespace}.svc:8081"))
+    }
+
+    /// A REST client for that JobManager (one pool per URL, kept).
+    pub fn flink(&self, namespace: &str, name: &str) -> Result<FlinkRestClient, ReconcileError> {
+        let url = self.jobmanager_url(namespace, name);
+        let mut clients = self.flink.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&url) {
+            return Ok(c.clone());
+        }
+        // Running a jar executes its main() in the JobManager: allow time.
+        let options = FlinkRestOptions {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(60),
+        };
+        let c = FlinkRestClient::new(&url, &options)?;
+        clients.insert(url, c.clone());
+        Ok(c)
+    }
+
+    /// Downloads `uri` (https only), refusing bodies over the size limit.
+    pub async fn fetch_jar(&self, uri: &str) -> Result<Vec<u8>, ReconcileError> {
+        let fail = |detail: String| ReconcileError::Jar {
+            uri: uri.to_owned(),
+            detail,
+        };
+        let response = self
+            .jars
+            .get(uri)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(fail(format!("HTTP {}", response.status())));
+        }
+        let limit = self.config.max_jar_bytes;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(fail(format!("larger than the {limit}-byte limit")));
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| fail(error_chain(&e)))?;
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(fail(format!("larger than the {limit}-byte limit")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// Publishes an Event on `obj`; failures are logged, never fatal.
+    pub async fn event<K>(&self, obj: &K, warning: bool, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(truncate(&note, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "cannot publish an Event");
+        }
+    }
+
+    /// Next retry delay for `key` after a failure: 2 s doubling to 5 min.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = f.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        let secs = 2u64.saturating_pow((*n).min(9)).min(300);
+        Duration::from_secs(secs)
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        f.remove(key);
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("aé", 2), "a…");
+    }
+}

@@ -1,0 +1,428 @@
+//! FlinkDeployment → a Flink cluster: applies the owned objects with
+//! server-side apply, watches the JobManager come up (Deployment available,
+//! then its REST API answering) and writes the operator's status. An
+//! application cluster's job is stopped (savepoint or cancel, by upgrade
+//! mode) before the cluster is scaled to zero on suspend, and resumed from
+//! that savepoint under the next deterministic job id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::context::{Context, FIELD_MANAGER, FINALIZER, ReconcileError};
+use super::flink_api::SavepointProgress;
+use super::flink_config::{self, FlatConfig, is_application, is_standalone};
+use super::job_id;
+use super::resources::{self, Replicas};
+use super::status::{self, Lifecycle};
+use crate::flink::config::SAVEPOINT_DIR_KEYS;
+use crate::flink::crd::FlinkDeployment;
+
+const SOON: Duration = Duration::from_secs(3);
+const STEADY: Duration = Duration::from_secs(60);
+
+/// The effective Flink configuration of `d` under the current policy.
+pub fn effective_config(
+    d: &FlinkDeployment,
+    ctx: &Context,
+    job_id: Option<&str>,
+    restore: Option<&str>,
+) -> FlatConfig {
+    let defaults = ctx
+        .policy
+        .current()
+        .map(|p| {
+            p.rules_for(d.metadata.namespace.as_deref())
+                .defaults
+                .flink_configuration
+                .clone()
+        })
+        .unwrap_or_default();
+    flink_config::effective(d, &defaults, job_id, restore)
+}
+
+pub async fn reconcile(
+    d: Arc<FlinkDeployment>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let ns = d.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, d, |event| async {
+        match event {
+            Finalizer::Apply(d) => apply(&d, &ctx, &api).await,
+            Finalizer::Cleanup(d) => cleanup(&d, &ctx).await,
+        }
+    })
+    .await;
+    super::flatten_finalizer_error(result)
+}
+
+/// TaskManager replicas of a standalone cluster: `taskManager.replicas`, else
+/// enough slots for the job's parallelism.
+fn taskmanager_replicas(d: &FlinkDeployment, conf: &FlatConfig) -> i32 {
+    if let Some(r) = d.spec.task_manager.as_ref().and_then(|t| t.replicas) {
+        return r;
+    }
+    let slots = conf
+        .get("taskmanager.numberOfTaskSlots")
+        .and_then(|s| s.parse::<i32>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(1);
+    let parallelism = d
+        .spec
+        .job
+        .as_ref()
+        .and_then(|j| j.parallelism)
+        .unwrap_or(1)
+        .max(1);
+    (parallelism + slots - 1) / slots
+}
+
+async fn apply(
+    d: &FlinkDeployment,
+    ctx: &Context,
+    api: &Api<FlinkDeployment>,
+) -> Result<Action, ReconcileError> {
+    let ns = d.metadata.namespace.clone().unwrap_or_default();
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    let generation = d.metadata.generation;
+    let mut st = serde_json::to_value(&d.status).unwrap_or(Value::Null);
+    if !st.is_object() {
+        st = json!({});
+    }
+    let lifecycle = st
+        .get("lifecycleState")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if lifecycle.is_none() {
+        patch_status(
+            d,
+            ctx,
+            api,
+            &mut st,
+            json!({"lifecycleState": Lifecycle::Created.as_str()}),
+        )
+        .await?;
+    }
+    let app = is_application(d);
+    let job = d.spec.job.as_ref();
+    let want_running = job.and_then(|j| j.state.as_deref()) != Some("suspended");
+    let upgrade_mode = job
+        .and_then(|j| j.upgrade_mode.as_deref())
+        .unwrap_or("stateless")
+        .to_owned();
+    let flink = ctx.flink(&ns, &name)?;
+    let mut job_id = st
+        .pointer("/jobStatus/jobId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut restore = st
+        .pointer("/jobStatus/upgradeSavepointPath")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+
+    if app && !want_running && lifecycle.as_deref() != Some("SUSPENDED") {
+        // Stop the job before its cluster goes away.
+        if let Some(jid) = &job_id
+            && let Ok(Some(j)) = flink.job_state(jid).await
+            && !j.is_terminal()
+        {
+            let defaults = effective_config(d, ctx, None, None);
+            let dir = SAVEPOINT_DIR_KEYS
+                .iter()
+                .find_map(|k| defaults.get(*k).cloned());
+            restore = stop_application(&flink, jid, &upgrade_mode, dir.as_deref(), ctx).await?;
+            patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"upgradeSavepointPath": restore, "state": if restore.is_some() {"FINISHED"} else {"CANCELED"}}})).await?;
+            ctx.event(
+                d,
+                false,
+                "JobStopped",
+                format!(
+                    "job {jid} stopped{}",
+                    restore
+                        .as_deref()
+                        .map(|p| format!(" with savepoint {p}"))
+                        .unwrap_or_default()
+                ),
+            )
+            .await;
+        }
+    }
+    if app && want_running && (job_id.is_none() || lifecycle.as_deref() == Some("SUSPENDED")) {
+        // A first start, or a resume: the next deterministic id, persisted
+        // before the JobManager that runs it exists.
+        let next = job_id::next(&uid, job_id.as_deref());
+        if job_id.is_none() {
+            restore = job.and_then(|j| j.initial_savepoint_path.clone());
+        }
+        patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": Lifecycle::Deployed.as_str()})).await?;
+        job_id = Some(next);
+    }
+
+    let conf = effective_config(d, ctx, job_id.as_deref(), restore.as_deref());
+    let replicas = if want_running {
+        Replicas {
+            jobmanager: d
+                .spec
+                .job_manager
+                .as_ref()
+                .and_then(|j| j.replicas)
+                .unwrap_or(1),
+            taskmanager: taskmanager_replicas(d, &conf),
+        }
+    } else {
+        Replicas {
+            jobmanager: 0,
+            taskmanager: 0,
+        }
+    };
+    let objects = resources::cluster_objects(d, &conf, replicas);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    apply_object::<ConfigMap>(ctx, &ns, &objects.config_map, &params).await?;
+    apply_object::<Service>(ctx, &ns, &objects.rpc_service, &params).await?;
+    apply_object::<Service>(ctx, &ns, &objects.rest_service, &params).await?;
+    apply_object::<Deployment>(ctx, &ns, &objects.jobmanager, &params).await?;
+    if let Some(tm) = &objects.taskmanager {
+        apply_object::<Deployment>(ctx, &ns, tm, &params).await?;
+    }
+
+    // Observe what came of it.
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let available = deployments
+        .get_opt(&name)
+        .await?
+        .and_then(|dep| dep.status)
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    let mut patch = json!({
+        "observedGeneration": generation,
+        "taskManager": {
+            "labelSelector": format!("app={name},component=taskmanager,type={}",
+                if is_standalone(d) { "flink-standalone-kubernetes" } else { "flink-native-kubernetes" }),
+            "replicas": replicas.taskmanager,
+        },
+    });
+    let spec_json = serde_json::to_value(&d.spec).unwrap_or(Value::Null);
+    if !want_running {
+        patch["jobManagerDeploymentStatus"] = json!("MISSING");
+        patch["lifecycleState"] = json!(Lifecycle::Suspended.as_str());
+        patch["reconciliationStatus"] =
+            status::reconciliation_status(&spec_json, generation, false, "DEPLOYED");
+        patch["error"] = Value::Null;
+        patch_status(d, ctx, api, &mut st, patch).await?;
+        ctx.succeeded(&uid);
+        return Ok(Action::requeue(STEADY));
+    }
+    let (jm_status, overview) = if available < 1 {
+        ("DEPLOYING", None)
+    } else {
+        match flink.overview().await {
+            Ok(o) => ("READY", Some(o)),
+            Err(e) => {
+                tracing::debug!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "JobManager REST not answering yet");
+                ("DEPLOYED_NOT_READY", None)
+            }
+        }
+    };
+    patch["jobManagerDeploymentStatus"] = json!(jm_status);
+    let mut job_running = !app;
+    if let Some(o) = &overview {
+        patch["clusterInfo"] = json!({"flink-version": o.flink_version});
+        if let Some(jid) = &job_id
+            && let Some(j) = flink.job_state(jid).await?
+        {
+            job_running = j.state == "RUNNING";
+            patch["jobStatus"] = json!({"jobId": j.jid, "jobName": j.name, "state": j.state,
+                "startTime": j.start_time.to_string(), "updateTime": status::now_millis().to_string()});
+        }
+    }
+    let stable = overview.is_some() && job_running;
+    patch["lifecycleState"] = json!(
+        if stable {
+            Lifecycle::Stable
+        } else {
+            Lifecycle::Deployed
+        }
+        .as_str()
+    );
+    patch["reconciliationStatus"] =
+        status::reconciliation_status(&spec_json, generation, stable, "DEPLOYED");
+    patch["error"] = Value::Null;
+    patch_status(d, ctx, api, &mut st, patch).await?;
+    ctx.succeeded(&uid);
+    Ok(Action::requeue(if stable { STEADY } else { SOON }))
+}
+
+/// Stops an application job by upgrade mode; the savepoint path, if any.
+async fn stop_application(
+    flink: &crate::collector::flink_rest::FlinkRestClient,
+    jid: &str,
+    upgrade_mode: &str,
+    dir: Option<&str>,
+    ctx: &Context,
+) -> Result<Option<String>, ReconcileError> {
+    if upgrade_mode == "stateless" {
+        flink.cancel(jid).await?;
+        return Ok(None);
+    }
+    let trigger = flink.stop_with_savepoint(jid, dir).await?;
+    let deadline = std::time::Instant::now() + ctx.config.savepoint_timeout;
+    loop {
+        match flink.savepoint_progress(jid, &trigger).await? {
+            SavepointProgress::Completed { location } => return Ok(Some(location)),
+            SavepointProgress::Failed { cause } => {
+                return Err(ReconcileError::Savepoint {
+                    job_id: jid.into(),
+                    cause,
+                });
+            }
+            SavepointProgress::InProgress if std::time::Instant::now() > deadline => {
+                return Err(ReconcileError::Savepoint {
+                    job_id: jid.into(),
+                    cause: "still in progress at the timeout".into(),
+                });
+            }
+            SavepointProgress::InProgress => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+async fn apply_object<K>(
+    ctx: &Context,
+    ns: &str,
+    body: &Value,
+    params: &PatchParams,
+) -> Result<(), ReconcileError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ReconcileError::Invalid("object without a name".into()))?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch(name, params, &Patch::Apply(body)).await?;
+    Ok(())
+}
+
+async fn patch_status(
+    d: &FlinkDeployment,
+    ctx: &Context,
+    api: &Api<FlinkDeployment>,
+    current: &mut Value,
+    patch: Value,
+) -> Result<(), ReconcileError> {
+    let before = current
+        .get("lifecycleState")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let name = d.metadata.name.clone().unwrap_or_default();
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": patch})),
+    )
+    .await?;
+    json_patch::merge(current, &patch);
+    let after = current.get("lifecycleState").and_then(Value::as_str);
+    let jm = current
+        .get("jobManagerDeploymentStatus")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
+    if after != before.as_deref()
+        && let Some(after) = after
+    {
+        ctx.event(
+            d,
+            false,
+            super::lifecycle_reason(after),
+            format!(
+                "lifecycle {} -> {after}; JobManager {jm}",
+                before.as_deref().unwrap_or("(none)")
+            ),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Deletion: remove what the controller created (only objects this
+/// FlinkDeployment owns; garbage collection would too, this is faster).
+async fn cleanup(d: &FlinkDeployment, ctx: &Context) -> Result<Action, ReconcileError> {
+    let ns = d.metadata.namespace.clone().unwrap_or_default();
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let uid = d.metadata.uid.clone().unwrap_or_default();
+    if is_application(d)
+        && let Some(jid) = d
+            .status
+            .as_ref()
+            .and_then(|s| s.job_status.as_ref())
+            .and_then(|j| j.job_id.clone())
+        && let Ok(flink) = ctx.flink(&ns, &name)
+        && let Ok(Some(j)) = flink.job_state(&jid).await
+        && !j.is_terminal()
+    {
+        // Best effort: deleting the JobManager ends the job anyway.
+        if let Err(e) = flink.cancel(&jid).await {
+            tracing::info!(job = %jid, error = %e, "cannot cancel the job before deletion");
+        }
+    }
+    delete_owned::<Deployment>(ctx, &ns, &name, &uid).await?;
+    delete_owned::<Deployment>(ctx, &ns, &resources::taskmanager_name(&name), &uid).await?;
+    delete_owned::<Service>(ctx, &ns, &resources::rest_service_name(&name), &uid).await?;
+    delete_owned::<Service>(ctx, &ns, &name, &uid).await?;
+    delete_owned::<ConfigMap>(ctx, &ns, &resources::config_map_name(&name), &uid).await?;
+    ctx.event(
+        d,
+        false,
+        "Deleted",
+        format!("removed the Flink cluster {ns}/{name}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn delete_owned<K>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    owner_uid: &str,
+) -> Result<(), ReconcileError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(obj) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let owned = obj
+        .meta()
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == owner_uid));
+    if owned {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The job side of the Flink REST API the controller drives: cluster
+//! overview, jar upload and run (with a caller-chosen job id), savepoints,
+//! stop and cancel. Wire shapes were checked against Flink 1.20.5.
+
+use serde::{Deserialize, Serialize};
+
+use crate::collector::flink_rest::{FlinkRestClient, FlinkRestError};
+
+/// `/overview`: enough to know the JobManager answers and has slots.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterOverview {
+    #[serde(default)]
+    pub taskmanagers: u32,
+    #[serde(default, rename = "slots-total")]
+    pub slots_total: u32,
+    #[serde(default, rename = "flink-version")]
+    pub flink_version: String,
+}
+
+/// `/jobs/:jid`, reduced to what status needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobState {
+    pub jid: String,
+    #[serde(default)]
+    pub name: String,
+    pub state: String,
+    #[serde(default, rename = "start-time")]
+    pub start_time: i64,
+}
+
+impl JobState {
+    /// States a job never leaves.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.state.as_str(), "FINISHED" | "CANCELED" | "FAILED")
+    }
+}
+
+/// Body of `POST /jars/:jarid/run`.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_class: Option<String>,
+    pub program_args_list: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<i32>,
+    /// 32 hex digits; Flink refuses a second job with the same id.
+    pub job_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub savepoint_path: Option<String>,
+    pub allow_non_restored_state: bool,
+}
+
+/// Where an asynchronous savepoint (or stop-with-savepoint) stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SavepointProgress {
+    InProgress,
+    Completed { location: String },
+    Failed { cause: String },
+}
+
+#[derive(Deserialize)]
+struct Upload {
+    filename: String,
+}
+
+#[derive(Deserialize)]
+struct RunAnswer {
+    jobid: String,
+}
+
+#[derive(Deserialize)]
+struct Trigger {
+    #[serde(rename = "request-id")]
+    request_id: String,
+}
+
+#[derive(Deserialize)]
+struct OperationStatus {
+    status: StatusId,
+    #[serde(default)]
+    operation: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct StatusId {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Checkpoints {
+    #[serde(default)]
+    latest: Option<LatestCheckpoints>,
+}
+
+#[derive(Deserialize)]
+struct LatestCheckpoints {
+    #[serde(default)]
+    restored: Option<Restored>,
+}
+
+#[derive(Deserialize)]
+struct Restored {
+    #[serde(default)]
+    external_path: Option<String>,
+}
+
+impl FlinkRestClient {
+    pub async fn overview(&self) -> Result<ClusterOverview, FlinkRestError> {
+        let url = self.url(&["overview"]);
+        self.send_json(self.http.get(url.clone()), url).await
+    }
+
+    /// The job with this id, or `None` when the JobManager does not know it.
+    pub async fn job_state(&self, jid: &str) -> Result<Option<JobState>, FlinkRestError> {
+        let url = self.url(&["jobs", jid]);
+        match self.send_json(self.http.get(url.clone()), url).await {
+            Ok(j) => Ok(Some(j)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads a jar; returns the id `run_jar` takes.
+    pub async fn upload_jar(
+        &self,
+        file_name: &str,
+        jar: Vec<u8>,
+    ) -> Result<String, FlinkRestError> {
+        let url = self.url(&["jars", "upload"]);
+        let part = reqwest::multipart::Part::bytes(jar)
+            .file_name(file_name.to_owned())
+            .mime_str("application/x-java-archive")
+            .map_err(|e| FlinkRestError::Client(e.to_string()))?;
+        let form = reqwest::multipart::Form::new().part("jarfile", part);
+        let up: Upload = self
+            .send_json(self.http.post(url.clone()).multipart(form), url)
+            .await?;
+        // Flink answers with the stored path; the id is its last segment.
+        Ok(up
+            .filename
+            .rsplit('/')
+            .next()
+            .unwrap_or(&up.filename)
+            .to_owned())
+    }
+
+    /// Runs an uploaded jar; returns the job id Flink reports.
+    pub async fn run_jar(&self, jar_id: &str, run: &RunRequest) -> Result<String, FlinkRestError> {
+        let url = self.url(&["jars", jar_id, "run"]);
+        let answer: RunAnswer = self
+            .send_json(self.http.post(url.clone()).json(run), url)
+            .await?;
+        Ok(answer.jobid)
+    }
+
+    pub async fn delete_jar(&self, jar_id: &str) -> Result<(), FlinkRestError> {
+        let url = self.url(&["jars", jar_id]);
+        let _: serde_json::Value = self.send_json(self.http.delete(url.clone()), url).await?;
+        Ok(())
+    }
+
+    /// Stops the job with a final savepoint; returns the trigger id.
+    pub async fn stop_with_savepoint(
+        &self,
+        jid: &str,
+        target_directory: Option<&str>,
+    ) -> Result<String, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "stop"]);
+        let body = serde_json::json!({"targetDirectory": target_directory, "drain": false});
+        let t: Trigger = self
+            .send_json(self.http.post(url.clone()).json(&body), url)
+            .await?;
+        Ok(t.request_id)
+    }
+
+    /// Takes a savepoint and keeps the job running; returns the trigger id.
+    pub async fn trigger_savepoint(
+        &self,
+        jid: &str,
+        target_directory: Option<&str>,
+    ) -> Result<String, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "savepoints"]);
+        let body = serde_json::json!({"target-directory": target_directory, "cancel-job": false});
+        let t: Trigger = self
+            .send_json(self.http.post(url.clone()).json(&body), url)
+            .await?;
+        Ok(t.request_id)
+    }
+
+    pub async fn savepoint_progress(
+        &self,
+        jid: &str,
+        trigger: &str,
+    ) -> Result<SavepointProgress, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "savepoints", trigger]);
+        let s: OperationStatus = self.send_json(self.http.get(url.clone()), url).await?;
+        Ok(progress_of(s))
+    }
+
+    /// Cancels the job (no savepoint).
+    pub async fn cancel(&self, jid: &str) -> Result<(), FlinkRestError> {
+        let mut url = self.url(&["jobs", jid]);
+        url.set_query(Some("mode=cancel"));
+        let _: serde_json::Value = self.send_json(self.http.patch(url.clone()), url).await?;
+        Ok(())
+    }
+
+    /// The savepoint or checkpoint the job was restored from, if any.
+    pub async fn restored_from(&self, jid: &str) -> Result<Option<String>, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "checkpoints"]);
+        let c: Checkpoints = self.send_json(self.http.get(url.clone()), url).await?;
+        Ok(c.latest
+            .and_then(|l| l.restored)
+            .and_then(|r| r.external_path))
+    }
+}
+
+fn progress_of(s: OperationStatus) -> SavepointProgress {
+    if s.status.id != "COMPLETED" {
+        return SavepointProgress::InProgress;
+    }
+    let op = s.operation.unwrap_or_default();
+    if let Some(location) = op.get("location").and_then(|l| l.as_str()) {
+        return SavepointProgress::Completed {
+            location: location.to_owned(),
+        };
+    }
+    let cause = op
+        .get("failure-cause")
+        .and_then(|c| c.get("stack-trace").or_else(|| c.get("class")))
+        .and_then(|c| c.as_str())
+        .and_then(|c| c.lines().next())
+        .unwrap_or("the savepoint failed without a cause")
+        .to_owned();
+    SavepointProgress::Failed { cause }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: &str) -> SavepointProgress {
+        progress_of(serde_json::from_str(json).expect("valid test JSON"))
+    }
+
+    #[test]
+    fn savepoint_answers_as_flink_sends_them() {
+        assert_eq!(
+            status(r#"{"status":{"id":"IN_PROGRESS"},"operation":null}"#),
+            SavepointProgress::InProgress
+        );
+        assert_eq!(
+            status(
+                r#"{"status":{"id":"COMPLETED"},"operation":{"location":"file:/sp/savepoint-1"}}"#
+            ),
+            SavepointProgress::Completed {
+                location: "file:/sp/savepoint-1".into()
+            }
+        );
+        assert_eq!(
+            status(
+                r#"{"status":{"id":"COMPLETED"},"operation":{"failure-cause":{"class":"x","stack-trace":"java.lang.Exception: no dir\n\tat a"}}}"#
+            ),
+            SavepointProgress::Failed {
+                cause: "java.lang.Exception: no dir".into()
+            }
+        );
+    }
+
+    #[test]
+    fn run_request_uses_flink_field_names() {
+        let body = serde_json::to_value(RunRequest {
+            entry_class: Some("a.B".into()),
+            program_args_list: vec!["--x".into()],
+            parallelism: Some(2),
+            job_id: "00000000000000000000000000000001".into(),
+            savepoint_path: None,
+            allow_non_restored_state: false,
+        })
+        .expect("serializable");
+        assert_eq!(
+            body,
+            serde_json::json!({"entryClass":"a.B","programArgsList":["--x"],"parallelism":2,
+                "jobId":"00000000000000000000000000000001","allowNonRestoredState":false})
+        );
+    }
+}

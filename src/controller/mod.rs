@@ -1,0 +1,230 @@
+//! The controller: launches and runs Flink from FlinkDeployment and
+//! FlinkSessionJob resources, as the Apache Flink Kubernetes Operator does.
+//! Only the elected leader reconciles (see [`crate::leader`]); a replica that
+//! loses the lease drops its controllers, in-flight reconciles included.
+
+pub mod context;
+pub mod deployment;
+pub mod flink_api;
+pub mod flink_config;
+pub mod job_id;
+pub mod pod_template;
+pub mod resources;
+pub mod session_job;
+pub mod status;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::stream::{self, BoxStream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer;
+use kube::runtime::watcher;
+use kube::{Api, Resource};
+use tokio_util::sync::CancellationToken;
+
+use crate::flink::crd::{FlinkDeployment, FlinkSessionJob};
+use crate::leader::Leadership;
+use crate::telemetry::{ReconcileKindLabels, ReconcileLabels};
+use context::{Context, ReconcileError};
+use status::Lifecycle;
+
+/// Runs the controllers whenever this replica leads, until `stop`.
+pub async fn run(ctx: Arc<Context>, mut leadership: Leadership, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = leadership.until_leading() => {}
+        }
+        tracing::info!(
+            namespaces = ?ctx.config.namespaces,
+            "leading: starting the FlinkDeployment and FlinkSessionJob controllers"
+        );
+        let mut lost = leadership.clone();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = lost.until_not_leading() => {
+                tracing::warn!("lost the lease: stopping the controllers");
+            }
+            _ = controllers(ctx.clone()) => {}
+        }
+    }
+}
+
+/// Both controllers over the watched namespaces, driven to completion.
+async fn controllers(ctx: Arc<Context>) {
+    let mut runs: Vec<BoxStream<'static, ()>> = Vec::new();
+    for api in apis::<FlinkDeployment>(&ctx) {
+        let owned = owned_api::<Deployment>(&ctx, &api);
+        let c = Controller::new(api, watcher::Config::default())
+            .owns(
+                owned,
+                watcher::Config::default().labels("app.kubernetes.io/managed-by=flinkgate"),
+            )
+            .run(
+                |d, ctx| {
+                    timed(
+                        "FlinkDeployment",
+                        ctx.clone(),
+                        deployment::reconcile(d, ctx),
+                    )
+                },
+                error_policy::<FlinkDeployment>,
+                ctx.clone(),
+            )
+            .map(log_result)
+            .boxed();
+        runs.push(c);
+    }
+    for api in apis::<FlinkSessionJob>(&ctx) {
+        let c = Controller::new(api, watcher::Config::default())
+            .run(
+                |j, ctx| {
+                    timed(
+                        "FlinkSessionJob",
+                        ctx.clone(),
+                        session_job::reconcile(j, ctx),
+                    )
+                },
+                error_policy::<FlinkSessionJob>,
+                ctx.clone(),
+            )
+            .map(log_result)
+            .boxed();
+        runs.push(c);
+    }
+    stream::select_all(runs).for_each(|_| async {}).await;
+}
+
+/// One Api per watched namespace, or one for all.
+fn apis<K>(ctx: &Context) -> Vec<Api<K>>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    if ctx.config.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        ctx.config
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    }
+}
+
+/// The owned kind's Api in the same scope as `main`.
+fn owned_api<K>(ctx: &Context, main: &Api<FlinkDeployment>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match main.namespace() {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+fn log_result<K: Resource, E: std::fmt::Display>(
+    r: Result<(kube::runtime::reflector::ObjectRef<K>, Action), E>,
+) {
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "controller event");
+    }
+}
+
+async fn timed(
+    kind: &'static str,
+    ctx: Arc<Context>,
+    reconcile: impl Future<Output = Result<Action, ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile.await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&ReconcileKindLabels { kind })
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconciles
+        .get_or_create(&ReconcileLabels {
+            kind,
+            result: if result.is_ok() { "ok" } else { "error" },
+        })
+        .inc();
+    result
+}
+
+/// Errors requeue with per-object exponential backoff and leave a Warning
+/// Event and the message in `status.error`.
+fn error_policy<K>(obj: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + 'static,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let key = obj.meta().uid.clone().unwrap_or_default();
+    let delay = ctx.backoff(&key);
+    let name = format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    );
+    tracing::warn!(kind = %K::kind(&()), object = %name, error = %error, retry_in = ?delay, "reconcile failed");
+    let (reason, message) = (error.reason(), error.to_string());
+    tokio::spawn(async move {
+        ctx.event(obj.as_ref(), true, reason, message.clone()).await;
+        let api: Api<K> = Api::namespaced(
+            ctx.client.clone(),
+            obj.meta().namespace.as_deref().unwrap_or_default(),
+        );
+        let patch = serde_json::json!({"status": {"error": message}});
+        if let Some(n) = obj.meta().name.as_deref()
+            && let Err(e) = api
+                .patch_status(
+                    n,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+        {
+            tracing::debug!(error = %e, "cannot record the error in status");
+        }
+    });
+    Action::requeue(delay)
+}
+
+/// The error a reconcile failed with, through kube's finalizer wrapper.
+pub(crate) fn flatten_finalizer_error(
+    result: Result<Action, finalizer::Error<ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    result.map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(k) | finalizer::Error::RemoveFinalizer(k) => {
+            ReconcileError::Kube(k)
+        }
+        other => ReconcileError::Invalid(other.to_string()),
+    })
+}
+
+/// The Event reason for entering a lifecycle state.
+pub(crate) fn lifecycle_reason(state: &str) -> &'static str {
+    [
+        Lifecycle::Created,
+        Lifecycle::Suspended,
+        Lifecycle::Upgrading,
+        Lifecycle::Deployed,
+        Lifecycle::Stable,
+        Lifecycle::Failed,
+        Lifecycle::Deleting,
+    ]
+    .into_iter()
+    .find(|l| l.as_str() == state)
+    .map(Lifecycle::event_reason)
+    .unwrap_or("StatusChanged")
+}

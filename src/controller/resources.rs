@@ -1,0 +1,494 @@
+//! The Kubernetes objects a FlinkDeployment's cluster is made of, built as
+//! server-side-apply bodies: the configuration ConfigMap, the JobManager
+//! Deployment, its REST and RPC Services, and in standalone mode the
+//! TaskManager Deployment. Names and labels follow Flink's own Kubernetes
+//! integration (`<name>`, `<name>-rest`, `flink-config-<name>`,
+//! `app`/`component`/`type`), so tools written for the operator find them.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::flink_config::{
+    self, BLOB_PORT, FlatConfig, REST_PORT, RPC_PORT, TM_RPC_PORT, is_application, is_standalone,
+    memory_quantity,
+};
+use super::pod_template;
+use crate::flink::crd::{FlinkDeployment, Resource, ResourceRequirements};
+
+pub const MAIN_CONTAINER: &str = "flink-main-container";
+pub const CONFIG_VOLUME: &str = "flink-config-volume";
+pub const CONF_DIR: &str = "/opt/flink/conf";
+pub const TM_TEMPLATE_FILE: &str = "taskmanager-pod-template.yaml";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flinkgate");
+
+pub fn config_map_name(name: &str) -> String {
+    format!("flink-config-{name}")
+}
+pub fn rest_service_name(name: &str) -> String {
+    format!("{name}-rest")
+}
+pub fn taskmanager_name(name: &str) -> String {
+    format!("{name}-taskmanager")
+}
+
+/// Everything to apply for one FlinkDeployment.
+#[derive(Debug, Clone)]
+pub struct ClusterObjects {
+    pub config_map: Value,
+    pub jobmanager: Value,
+    pub rest_service: Value,
+    pub rpc_service: Value,
+    /// Standalone mode only; native Flink creates TaskManager pods itself.
+    pub taskmanager: Option<Value>,
+}
+
+/// Replica counts the lifecycle decides (0 while suspended).
+#[derive(Debug, Clone, Copy)]
+pub struct Replicas {
+    pub jobmanager: i32,
+    pub taskmanager: i32,
+}
+
+/// `type` label value Flink uses for each mode.
+fn cluster_type(d: &FlinkDeployment) -> &'static str {
+    if is_standalone(d) {
+        "flink-standalone-kubernetes"
+    } else {
+        "flink-native-kubernetes"
+    }
+}
+
+pub fn selector(d: &FlinkDeployment, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app".into(), d.metadata.name.clone().unwrap_or_default()),
+        ("component".into(), component.into()),
+        ("type".into(), cluster_type(d).into()),
+    ])
+}
+
+pub fn owner_reference(d: &FlinkDeployment) -> Value {
+    json!({
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "name": d.metadata.name,
+        "uid": d.metadata.uid,
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+fn metadata(d: &FlinkDeployment, name: &str, component: Option<&str>) -> Value {
+    let mut labels = json!({
+        MANAGED_BY.0: MANAGED_BY.1,
+        "app": d.metadata.name,
+        "type": cluster_type(d),
+    });
+    if let Some(c) = component {
+        labels["component"] = json!(c);
+    }
+    json!({
+        "name": name,
+        "namespace": d.metadata.namespace,
+        "labels": labels,
+        "ownerReferences": [owner_reference(d)],
+    })
+}
+
+/// Builds every object for `d` from its effective configuration.
+pub fn cluster_objects(
+    d: &FlinkDeployment,
+    conf: &FlatConfig,
+    replicas: Replicas,
+) -> ClusterObjects {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let by_name = conf
+        .get(pod_template::MERGE_BY_NAME_KEY)
+        .is_some_and(|v| v == "true");
+    let common = d.spec.pod_template.as_ref();
+    let jm_spec = d.spec.job_manager.as_ref();
+    let tm_spec = d.spec.task_manager.as_ref();
+    let jm_template = pod_template::merge(
+        common,
+        jm_spec.and_then(|j| j.pod_template.as_ref()),
+        by_name,
+    );
+    let tm_template = pod_template::merge(
+        common,
+        tm_spec.and_then(|t| t.pod_template.as_ref()),
+        by_name,
+    );
+
+    let file = flink_config::config_file_name(d.spec.flink_version.as_deref());
+    let mut conf = conf.clone();
+    let mut data = flink_config::log_files(d);
+    if !is_standalone(d) {
+        // Native Flink builds TaskManager pods from this file.
+        let tm_pod = pod(
+            d,
+            &tm_template,
+            "taskmanager",
+            tm_spec.and_then(|t| t.resource.as_ref()),
+            tm_spec.and_then(|t| t.resources.as_ref()),
+            Vec::new(),
+        );
+        data.insert(TM_TEMPLATE_FILE.into(), tm_pod.to_string());
+        conf.insert(
+            "kubernetes.pod-template-file.taskmanager".into(),
+            format!("{CONF_DIR}/{TM_TEMPLATE_FILE}"),
+        );
+    }
+    data.insert(file.into(), flink_config::render(&conf, file));
+    let config_map = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(d, &config_map_name(&name), None),
+        "data": data,
+    });
+
+    let jm_args = jobmanager_args(d);
+    let jm_pod = pod(
+        d,
+        &jm_template,
+        "jobmanager",
+        jm_spec.and_then(|j| j.resource.as_ref()),
+        jm_spec.and_then(|j| j.resources.as_ref()),
+        jm_args,
+    );
+    let jobmanager = deployment(d, &name, "jobmanager", replicas.jobmanager, jm_pod);
+
+    let taskmanager = is_standalone(d).then(|| {
+        let tm_pod = pod(
+            d,
+            &tm_template,
+            "taskmanager",
+            tm_spec.and_then(|t| t.resource.as_ref()),
+            tm_spec.and_then(|t| t.resources.as_ref()),
+            vec!["taskmanager".into()],
+        );
+        deployment(
+            d,
+            &taskmanager_name(&name),
+            "taskmanager",
+            replicas.taskmanager,
+            tm_pod,
+        )
+    });
+
+    let jm_selector = selector(d, "jobmanager");
+    let rest_service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(d, &rest_service_name(&name), Some("jobmanager")),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": jm_selector,
+            "ports": [{"name": "rest", "port": REST_PORT, "targetPort": REST_PORT}],
+        },
+    });
+    let rpc_service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(d, &name, Some("jobmanager")),
+        "spec": {
+            "clusterIP": "None",
+            "selector": jm_selector,
+            "ports": [
+                {"name": "jobmanager-rpc", "port": RPC_PORT, "targetPort": RPC_PORT},
+                {"name": "blobserver", "port": BLOB_PORT, "targetPort": BLOB_PORT},
+            ],
+        },
+    });
+    ClusterObjects {
+        config_map,
+        jobmanager,
+        rest_service,
+        rpc_service,
+        taskmanager,
+    }
+}
+
+/// The JobManager container's arguments for the image's docker-entrypoint.
+fn jobmanager_args(d: &FlinkDeployment) -> Vec<String> {
+    match (is_standalone(d), is_application(d)) {
+        (true, false) => vec!["jobmanager".into()],
+        (true, true) => vec!["standalone-job".into()],
+        (false, app) => {
+            let entry = if app {
+                "kubernetes-application"
+            } else {
+                "kubernetes-session"
+            };
+            vec![
+                "bash".into(),
+                "-c".into(),
+                format!("$FLINK_HOME/bin/kubernetes-jobmanager.sh {entry}"),
+            ]
+        }
+    }
+}
+
+fn deployment(
+    d: &FlinkDeployment,
+    name: &str,
+    component: &str,
+    replicas: i32,
+    pod: Value,
+) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(d, name, Some(component)),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector(d, component)},
+            // A JobManager must never run twice side by side.
+            "strategy": {"type": "Recreate"},
+            "template": pod,
+        },
+    })
+}
+
+/// A pod template: the merged user template, with flinkgate's fields laid
+/// over the main container (image, args, ports, resources, config mount).
+fn pod(
+    d: &FlinkDeployment,
+    template: &Value,
+    component: &str,
+    resource: Option<&Resource>,
+    resources: Option<&ResourceRequirements>,
+    args: Vec<String>,
+) -> Value {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let mut pod = json!({
+        "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+    });
+    // Only labels and annotations of the template's metadata apply to pods.
+    if let Some(meta) = pod["metadata"].as_object_mut() {
+        meta.retain(|k, _| k == "labels" || k == "annotations");
+    }
+    for (k, v) in selector(d, component) {
+        pod["metadata"]["labels"][k] = json!(v);
+    }
+    let spec = &mut pod["spec"];
+    if let Some(sa) = &d.spec.service_account {
+        spec["serviceAccountName"] = json!(sa);
+    }
+    let mut containers = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let index = match containers
+        .iter()
+        .position(|c| c.get("name").and_then(Value::as_str) == Some(MAIN_CONTAINER))
+    {
+        Some(i) => i,
+        None => {
+            containers.insert(0, json!({"name": MAIN_CONTAINER}));
+            0
+        }
+    };
+    let main = &mut containers[index];
+    main["image"] = json!(d.spec.image.as_deref().unwrap_or("flink"));
+    if let Some(p) = &d.spec.image_pull_policy {
+        main["imagePullPolicy"] = json!(p);
+    }
+    if !args.is_empty() {
+        main["args"] = json!(args);
+    }
+    let ports = if component == "jobmanager" {
+        json!([
+            {"name": "rest", "containerPort": REST_PORT},
+            {"name": "jobmanager-rpc", "containerPort": RPC_PORT},
+            {"name": "blobserver", "containerPort": BLOB_PORT},
+        ])
+    } else {
+        json!([{"name": "rpc", "containerPort": TM_RPC_PORT}])
+    };
+    main["ports"] = ports;
+    if let Some(r) = container_resources(resource, resources) {
+        main["resources"] = r;
+    }
+    let mut mounts = main
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    mounts.retain(|m| m.get("name").and_then(Value::as_str) != Some(CONFIG_VOLUME));
+    mounts.push(json!({"name": CONFIG_VOLUME, "mountPath": CONF_DIR}));
+    main["volumeMounts"] = json!(mounts);
+    let mut env = main
+        .get("env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !env
+        .iter()
+        .any(|e| e.get("name").and_then(Value::as_str) == Some("_POD_IP_ADDRESS"))
+    {
+        env.push(json!({"name": "_POD_IP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}));
+    }
+    main["env"] = json!(env);
+    spec["containers"] = json!(containers);
+    let mut volumes = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(CONFIG_VOLUME));
+    volumes.push(json!({"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(&name)}}));
+    spec["volumes"] = json!(volumes);
+    pod
+}
+
+/// Kubernetes requests/limits: `resources` as given, else Flink's
+/// `resource` (cpu, memory) as both requests and limits, as the operator does.
+fn container_resources(
+    resource: Option<&Resource>,
+    resources: Option<&ResourceRequirements>,
+) -> Option<Value> {
+    if let Some(r) = resources
+        && (r.requests.is_some() || r.limits.is_some())
+    {
+        let mut out = json!({});
+        if let Some(req) = &r.requests {
+            out["requests"] = json!(req);
+        }
+        if let Some(lim) = &r.limits {
+            out["limits"] = json!(lim);
+        }
+        return Some(out);
+    }
+    let r = resource?;
+    let mut amounts = serde_json::Map::new();
+    if let Some(cpu) = r.cpu {
+        amounts.insert("cpu".into(), json!(cpu.to_string()));
+    }
+    if let Some(m) = r.memory.as_deref().and_then(memory_quantity) {
+        amounts.insert("memory".into(), json!(m));
+    }
+    if let Some(e) = &r.ephemeral_storage {
+        amounts.insert("ephemeral-storage".into(), json!(e));
+    }
+    (!amounts.is_empty()).then(|| json!({"requests": amounts, "limits": amounts}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    fn deployment_of(spec: Value) -> FlinkDeployment {
+        FlinkDeployment {
+            metadata: ObjectMeta {
+                name: Some("orders".into()),
+                namespace: Some("team-a".into()),
+                uid: Some("uid-1".into()),
+                ..Default::default()
+            },
+            spec: serde_json::from_value(spec).expect("test spec"),
+            status: None,
+        }
+    }
+
+    fn build(spec: Value) -> ClusterObjects {
+        let d = deployment_of(spec);
+        let conf = flink_config::effective(&d, &BTreeMap::new(), None, None);
+        cluster_objects(
+            &d,
+            &conf,
+            Replicas {
+                jobmanager: 1,
+                taskmanager: 2,
+            },
+        )
+    }
+
+    #[test]
+    fn native_session_cluster() {
+        let o = build(json!({
+            "image": "flink:1.20", "flinkVersion": "v1_20", "serviceAccount": "flink",
+            "jobManager": {"resource": {"memory": "2048m", "cpu": 1}},
+            "taskManager": {"resource": {"memory": "4g", "cpu": 2},
+                            "podTemplate": {"spec": {"nodeSelector": {"pool": "tm"}}}},
+        }));
+        assert!(o.taskmanager.is_none(), "native Flink creates TaskManagers");
+        let jm = &o.jobmanager;
+        assert_eq!(jm["metadata"]["name"], "orders");
+        assert_eq!(jm["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        assert_eq!(jm["spec"]["replicas"], 1);
+        let pod = &jm["spec"]["template"];
+        assert_eq!(pod["metadata"]["labels"]["component"], "jobmanager");
+        assert_eq!(pod["spec"]["serviceAccountName"], "flink");
+        let main = &pod["spec"]["containers"][0];
+        assert_eq!(main["name"], MAIN_CONTAINER);
+        assert_eq!(main["image"], "flink:1.20");
+        assert!(
+            main["args"][2]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("kubernetes-session")
+        );
+        assert_eq!(main["resources"]["limits"]["memory"], "2048Mi");
+        assert!(
+            pod["spec"].get("nodeSelector").is_none(),
+            "TM template stays off the JM"
+        );
+        let data = &o.config_map["data"];
+        assert_eq!(o.config_map["metadata"]["name"], "flink-config-orders");
+        let conf = data["config.yaml"].as_str().unwrap_or_default();
+        assert!(conf.contains("kubernetes.cluster-id: \"orders\""));
+        assert!(conf.contains("kubernetes.pod-template-file.taskmanager"));
+        let tm: Value = serde_json::from_str(data[TM_TEMPLATE_FILE].as_str().unwrap_or("{}"))
+            .unwrap_or_default();
+        assert_eq!(tm["spec"]["nodeSelector"]["pool"], "tm");
+        assert_eq!(
+            tm["spec"]["containers"][0]["resources"]["requests"]["memory"],
+            "4096Mi"
+        );
+        assert_eq!(o.rest_service["metadata"]["name"], "orders-rest");
+        assert_eq!(o.rest_service["spec"]["ports"][0]["port"], 8081);
+        assert_eq!(o.rpc_service["spec"]["clusterIP"], "None");
+    }
+
+    #[test]
+    fn standalone_has_a_taskmanager_deployment() {
+        let o = build(json!({"mode": "standalone", "image": "flink:1.20",
+            "podTemplate": {"spec": {"containers": [{"name": "sidecar", "image": "s"}]}}}));
+        let tm = o.taskmanager.expect("standalone TaskManagers");
+        assert_eq!(tm["metadata"]["name"], "orders-taskmanager");
+        assert_eq!(tm["spec"]["replicas"], 2);
+        let containers = &tm["spec"]["template"]["spec"]["containers"];
+        assert_eq!(
+            containers[0]["name"], MAIN_CONTAINER,
+            "main container added first"
+        );
+        assert_eq!(containers[1]["name"], "sidecar", "user's sidecar kept");
+        assert_eq!(containers[0]["args"][0], "taskmanager");
+        assert_eq!(
+            o.jobmanager["spec"]["template"]["spec"]["containers"][0]["args"][0],
+            "jobmanager"
+        );
+    }
+
+    #[test]
+    fn suspended_cluster_has_zero_replicas() {
+        let d = deployment_of(json!({"mode": "standalone"}));
+        let conf = flink_config::effective(&d, &BTreeMap::new(), None, None);
+        let o = cluster_objects(
+            &d,
+            &conf,
+            Replicas {
+                jobmanager: 0,
+                taskmanager: 0,
+            },
+        );
+        assert_eq!(o.jobmanager["spec"]["replicas"], 0);
+        assert_eq!(
+            o.taskmanager.map(|t| t["spec"]["replicas"].clone()),
+            Some(json!(0))
+        );
+    }
+}

@@ -1,0 +1,573 @@
+//! FlinkSessionJob → a job in its session cluster.
+//!
+//! Every submission gets a deterministic job id that is written to
+//! `status.jobStatus.jobId` *before* Flink is asked to run it. A controller
+//! that dies anywhere in between finds the id on its next reconcile and
+//! either sees the job in Flink (and adopts it) or submits under that same id
+//! (and Flink would refuse a second copy), so there is never more than one.
+//! Savepoint triggers are persisted the same way before they are awaited.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use serde_json::{Value, json};
+
+use super::context::{Context, FINALIZER, Fault, ReconcileError};
+use super::flink_api::{JobState, RunRequest, SavepointProgress};
+use super::status::{self, Lifecycle};
+use super::{deployment, job_id};
+use crate::collector::flink_rest::FlinkRestClient;
+use crate::flink::config::SAVEPOINT_DIR_KEYS;
+use crate::flink::crd::{FlinkDeployment, FlinkSessionJob, JobSpec};
+
+/// How soon to look again while a job is starting or changing.
+const SOON: Duration = Duration::from_secs(3);
+/// How often to look at a stable job.
+const STEADY: Duration = Duration::from_secs(30);
+
+pub async fn reconcile(
+    job: Arc<FlinkSessionJob>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let ns = job.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<FlinkSessionJob> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, job, |event| async {
+        match event {
+            Finalizer::Apply(j) => apply(&j, &ctx).await,
+            Finalizer::Cleanup(j) => cleanup(&j, &ctx).await,
+        }
+    })
+    .await;
+    super::flatten_finalizer_error(result)
+}
+
+/// Everything one reconcile of a session job works with.
+struct Job<'a> {
+    obj: &'a FlinkSessionJob,
+    api: Api<FlinkSessionJob>,
+    ctx: &'a Context,
+    name: String,
+    uid: String,
+    spec: &'a JobSpec,
+    status: Value,
+}
+
+impl Job<'_> {
+    fn job_status(&self, key: &str) -> Option<&str> {
+        self.status.get("jobStatus")?.get(key)?.as_str()
+    }
+
+    fn lifecycle(&self) -> Option<&str> {
+        self.status.get("lifecycleState")?.as_str()
+    }
+
+    /// Merge-patches `status` and remembers it; announces lifecycle changes.
+    async fn patch_status(&mut self, patch: Value) -> Result<(), ReconcileError> {
+        let before = self.lifecycle().map(str::to_owned);
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": patch})),
+            )
+            .await?;
+        json_patch::merge(&mut self.status, &patch);
+        if let Some(after) = patch.get("lifecycleState").and_then(Value::as_str)
+            && before.as_deref() != Some(after)
+        {
+            let note = format!(
+                "lifecycle {} -> {after}; job {} {}",
+                before.as_deref().unwrap_or("(none)"),
+                self.job_status("jobId").unwrap_or("-"),
+                self.job_status("state").unwrap_or("-"),
+            );
+            let reason = super::lifecycle_reason(after);
+            self.ctx.event(self.obj, false, reason, note).await;
+        }
+        Ok(())
+    }
+}
+
+async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, ReconcileError> {
+    let ns = obj.metadata.namespace.clone().unwrap_or_default();
+    let spec = obj
+        .spec
+        .job
+        .as_ref()
+        .ok_or_else(|| ReconcileError::Invalid("spec.job is required".into()))?;
+    let session_name = obj
+        .spec
+        .deployment_name
+        .clone()
+        .ok_or_else(|| ReconcileError::Invalid("spec.deploymentName is required".into()))?;
+    let mut job = Job {
+        obj,
+        api: Api::namespaced(ctx.client.clone(), &ns),
+        ctx,
+        name: obj.metadata.name.clone().unwrap_or_default(),
+        uid: obj.metadata.uid.clone().unwrap_or_default(),
+        spec,
+        status: serde_json::to_value(&obj.status).unwrap_or(Value::Null),
+    };
+    if !job.status.is_object() {
+        job.status = json!({});
+    }
+    if job.lifecycle().is_none() {
+        job.patch_status(json!({"lifecycleState": Lifecycle::Created.as_str()}))
+            .await?;
+    }
+
+    let sessions: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(session) = sessions.get_opt(&session_name).await? else {
+        let msg = format!("session cluster FlinkDeployment {ns}/{session_name} does not exist");
+        job.patch_status(json!({"error": msg})).await?;
+        ctx.event(obj, true, "SessionClusterMissing", msg).await;
+        return Ok(Action::requeue(Duration::from_secs(15)));
+    };
+    if session.spec.job.is_some() {
+        return Err(ReconcileError::Invalid(format!(
+            "FlinkDeployment {ns}/{session_name} is an application cluster, not a session cluster"
+        )));
+    }
+    let flink = ctx.flink(&ns, &session_name)?;
+    // Readiness of the session cluster: its REST API answers.
+    flink.overview().await?;
+    let savepoint_dir = savepoint_dir(obj, &session, ctx);
+
+    finish_pending_savepoint(&mut job, &flink).await?;
+
+    let current_id = job.job_status("jobId").map(str::to_owned);
+    let observed = match &current_id {
+        Some(id) => flink.job_state(id).await?,
+        None => None,
+    };
+    let spec_json = serde_json::to_value(&obj.spec).unwrap_or(Value::Null);
+    let last_spec = status::last_reconciled_spec(job.status.get("reconciliationStatus"));
+    let changed = last_spec
+        .as_ref()
+        .is_some_and(|l| status::upgrade_relevant(l) != status::upgrade_relevant(&spec_json));
+    let want_running = spec.state.as_deref() != Some("suspended");
+    let generation = obj.metadata.generation;
+
+    match (want_running, observed) {
+        // Running, and should keep running as it is.
+        (true, Some(j)) if !j.is_terminal() && !changed => {
+            handle_savepoint_nonce(&mut job, &flink, &j, savepoint_dir.as_deref()).await?;
+            let stable = j.state == "RUNNING";
+            let mut patch = json!({
+                "jobStatus": job_status_of(&j),
+                "error": null,
+                "observedGeneration": generation,
+                "lifecycleState": if stable { Lifecycle::Stable } else { Lifecycle::Deployed }.as_str(),
+            });
+            if last_spec.is_none() || stable {
+                patch["reconciliationStatus"] =
+                    status::reconciliation_status(&spec_json, generation, stable, "DEPLOYED");
+            }
+            job.patch_status(patch).await?;
+            ctx.succeeded(&job.uid);
+            Ok(Action::requeue(if stable { STEADY } else { SOON }))
+        }
+        // Running but the spec changed (or restartNonce): stop, then resubmit.
+        (true, Some(j)) if !j.is_terminal() => {
+            job.patch_status(json!({"lifecycleState": Lifecycle::Upgrading.as_str()}))
+                .await?;
+            ctx.event(
+                obj,
+                false,
+                "SpecChanged",
+                format!("upgrading job {} ({} mode)", j.jid, upgrade_mode(spec)),
+            )
+            .await;
+            stop_job(&mut job, &flink, &j.jid, savepoint_dir.as_deref()).await?;
+            submit_next(&mut job, &flink, &spec_json).await
+        }
+        // Stopped by us (suspend), stopped by a spec change, or never run
+        // under the recorded id: (re)submit.
+        (true, Some(j)) => {
+            let resumable = matches!(job.lifecycle(), Some("SUSPENDED" | "UPGRADING")) || changed;
+            if resumable {
+                submit_next(&mut job, &flink, &spec_json).await
+            } else {
+                // Finished or failed on its own: report, do not restart it
+                // (Flink's restart strategy already had its say).
+                let failed = j.state == "FAILED";
+                job.patch_status(json!({
+                    "jobStatus": job_status_of(&j),
+                    "observedGeneration": generation,
+                    "lifecycleState": if failed { Lifecycle::Failed } else { Lifecycle::Stable }.as_str(),
+                    "error": if failed { json!(format!("job {} failed in Flink", j.jid)) } else { Value::Null },
+                }))
+                .await?;
+                Ok(Action::requeue(STEADY))
+            }
+        }
+        (true, None) => match current_id {
+            // The id is persisted but Flink does not know it: the last
+            // attempt died before Flink ran it. Submit under the same id.
+            Some(id) => submit(&mut job, &flink, &id, &spec_json).await,
+            None => submit_next(&mut job, &flink, &spec_json).await,
+        },
+        // Should be suspended and still runs.
+        (false, Some(j)) if !j.is_terminal() => {
+            stop_job(&mut job, &flink, &j.jid, savepoint_dir.as_deref()).await?;
+            job.patch_status(json!({
+                "lifecycleState": Lifecycle::Suspended.as_str(),
+                "observedGeneration": generation,
+                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, "DEPLOYED"),
+            }))
+            .await?;
+            ctx.succeeded(&job.uid);
+            Ok(Action::requeue(STEADY))
+        }
+        (false, observed) => {
+            let mut patch = json!({
+                "lifecycleState": Lifecycle::Suspended.as_str(),
+                "observedGeneration": generation,
+                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, "DEPLOYED"),
+            });
+            if let Some(j) = observed {
+                patch["jobStatus"] = job_status_of(&j);
+            }
+            job.patch_status(patch).await?;
+            ctx.succeeded(&job.uid);
+            Ok(Action::requeue(STEADY))
+        }
+    }
+}
+
+fn upgrade_mode(spec: &JobSpec) -> &str {
+    spec.upgrade_mode.as_deref().unwrap_or("stateless")
+}
+
+/// `jobStatus` as the operator writes it from Flink's view of the job.
+fn job_status_of(j: &JobState) -> Value {
+    json!({
+        "jobId": j.jid,
+        "jobName": j.name,
+        "state": j.state,
+        "startTime": j.start_time.to_string(),
+        "updateTime": status::now_millis().to_string(),
+    })
+}
+
+/// The savepoint directory: the session job's own configuration, then the
+/// session cluster's effective one; `None` lets Flink use its default.
+fn savepoint_dir(
+    obj: &FlinkSessionJob,
+    session: &FlinkDeployment,
+    ctx: &Context,
+) -> Option<String> {
+    if let Some((_, v)) =
+        crate::flink::config::first(obj.spec.flink_configuration.as_ref(), SAVEPOINT_DIR_KEYS)
+    {
+        return Some(v);
+    }
+    let conf = deployment::effective_config(session, ctx, None, None);
+    SAVEPOINT_DIR_KEYS
+        .iter()
+        .find_map(|k| conf.get(*k).cloned())
+}
+
+/// Starts the next submission: a new id, persisted before anything runs.
+async fn submit_next(
+    job: &mut Job<'_>,
+    flink: &FlinkRestClient,
+    spec_json: &Value,
+) -> Result<Action, ReconcileError> {
+    let id = job_id::next(&job.uid, job.job_status("jobId"));
+    let first = job_id::counter_of(&job.uid, &id) == Some(1);
+    // The first submission may start from spec.job.initialSavepointPath;
+    // later ones from the savepoint the previous job stopped with (or none,
+    // when it was cancelled), which stop_job recorded.
+    let restore = if first {
+        job.spec.initial_savepoint_path.clone()
+    } else {
+        job.job_status("upgradeSavepointPath").map(str::to_owned)
+    };
+    job.patch_status(json!({
+        "jobStatus": {"jobId": id, "state": "RECONCILING", "upgradeSavepointPath": restore,
+                      "updateTime": status::now_millis().to_string()},
+        "lifecycleState": if first { Lifecycle::Created } else { Lifecycle::Upgrading }.as_str(),
+    }))
+    .await?;
+    submit(job, flink, &id, spec_json).await
+}
+
+/// Runs the jar under `id` (already persisted in status).
+async fn submit(
+    job: &mut Job<'_>,
+    flink: &FlinkRestClient,
+    id: &str,
+    spec_json: &Value,
+) -> Result<Action, ReconcileError> {
+    let ctx = job.ctx;
+    if ctx.config.fault == Some(Fault::ExitBeforeSubmit) {
+        tracing::error!(
+            job_id = id,
+            "fault injection: exiting before the submission"
+        );
+        std::process::exit(86);
+    }
+    let uri = job
+        .spec
+        .jar_uri
+        .clone()
+        .ok_or_else(|| ReconcileError::Invalid("spec.job.jarURI is required".into()))?;
+    let restore = job.job_status("upgradeSavepointPath").map(str::to_owned);
+    let run = RunRequest {
+        entry_class: job.spec.entry_class.clone(),
+        program_args_list: job.spec.args.clone().unwrap_or_default(),
+        parallelism: job.spec.parallelism,
+        job_id: id.to_owned(),
+        savepoint_path: restore.clone(),
+        allow_non_restored_state: job.spec.allow_non_restored_state.unwrap_or(false),
+    };
+    if flink.job_state(id).await?.is_none() {
+        let jar = ctx.fetch_jar(&uri).await?;
+        let file_name = uri.rsplit('/').next().unwrap_or("job.jar").to_owned();
+        let jar_id = flink.upload_jar(&file_name, jar).await?;
+        let ran = flink.run_jar(&jar_id, &run).await;
+        // The jar is not needed once the job graph is submitted.
+        if let Err(e) = flink.delete_jar(&jar_id).await {
+            tracing::debug!(error = %e, "cannot delete the uploaded jar");
+        }
+        if let Err(e) = ran {
+            // A run that failed because the job already exists is success.
+            if flink.job_state(id).await?.is_none() {
+                return Err(e.into());
+            }
+        }
+        if ctx.config.fault == Some(Fault::ExitAfterSubmit) {
+            tracing::error!(job_id = id, "fault injection: exiting after the submission");
+            std::process::exit(86);
+        }
+        ctx.event(
+            job.obj,
+            false,
+            "Submitted",
+            format!(
+                "job {id} submitted from {uri}{}",
+                restore
+                    .as_deref()
+                    .map(|p| format!(", restoring {p}"))
+                    .unwrap_or_default()
+            ),
+        )
+        .await;
+    }
+    let generation = job.obj.metadata.generation;
+    let observed = flink.job_state(id).await?;
+    let mut js = json!({"jobId": id, "state": "RECONCILING"});
+    if let Some(j) = &observed {
+        js = job_status_of(j);
+    }
+    job.patch_status(json!({
+        "jobStatus": js,
+        "error": null,
+        "observedGeneration": generation,
+        "lifecycleState": Lifecycle::Deployed.as_str(),
+        "reconciliationStatus": status::reconciliation_status(spec_json, generation, false, "DEPLOYED"),
+    }))
+    .await?;
+    ctx.succeeded(&job.uid);
+    Ok(Action::requeue(SOON))
+}
+
+/// Stops a running job the way its upgrade mode asks: with a savepoint for
+/// `savepoint` and `last-state`, by cancelling for `stateless`. Records the
+/// savepoint (or its absence) in `jobStatus.upgradeSavepointPath`.
+async fn stop_job(
+    job: &mut Job<'_>,
+    flink: &FlinkRestClient,
+    jid: &str,
+    dir: Option<&str>,
+) -> Result<(), ReconcileError> {
+    if upgrade_mode(job.spec) == "stateless" {
+        flink.cancel(jid).await?;
+        wait_terminal(flink, jid, job.ctx.config.savepoint_timeout).await?;
+        job.patch_status(json!({"jobStatus": {"state": "CANCELED", "upgradeSavepointPath": null}}))
+            .await?;
+        job.ctx
+            .event(
+                job.obj,
+                false,
+                "JobCancelled",
+                format!("job {jid} cancelled (stateless)"),
+            )
+            .await;
+        return Ok(());
+    }
+    let trigger = flink.stop_with_savepoint(jid, dir).await?;
+    job.patch_status(json!({"jobStatus": {"savepointInfo": {
+        "triggerId": trigger, "triggerType": "UPGRADE", "triggerTimestamp": status::now_millis()}}}))
+        .await?;
+    finish_pending_savepoint(job, flink).await
+}
+
+/// Awaits a savepoint trigger recorded in status (also one a previous,
+/// crashed reconcile left behind) and records where the savepoint went.
+async fn finish_pending_savepoint(
+    job: &mut Job<'_>,
+    flink: &FlinkRestClient,
+) -> Result<(), ReconcileError> {
+    let info = job
+        .status
+        .get("jobStatus")
+        .and_then(|j| j.get("savepointInfo"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let (Some(trigger), Some(jid)) = (
+        info.get("triggerId")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty()),
+        job.job_status("jobId").map(str::to_owned),
+    ) else {
+        return Ok(());
+    };
+    let kind = info
+        .get("triggerType")
+        .and_then(Value::as_str)
+        .unwrap_or("MANUAL")
+        .to_owned();
+    let deadline = Instant::now() + job.ctx.config.savepoint_timeout;
+    let location = loop {
+        match flink.savepoint_progress(&jid, trigger).await {
+            Ok(SavepointProgress::Completed { location }) => break location,
+            Ok(SavepointProgress::Failed { cause }) => {
+                job.patch_status(
+                    json!({"jobStatus": {"savepointInfo": {"triggerId": null}}, "error": cause}),
+                )
+                .await?;
+                return Err(ReconcileError::Savepoint { job_id: jid, cause });
+            }
+            Ok(SavepointProgress::InProgress) => {}
+            // A JobManager that restarted forgot the trigger: give up on it.
+            Err(e) if e.is_not_found() => {
+                job.patch_status(json!({"jobStatus": {"savepointInfo": {"triggerId": null}}}))
+                    .await?;
+                return Err(ReconcileError::Savepoint {
+                    job_id: jid,
+                    cause: format!("the JobManager no longer knows savepoint trigger {trigger}"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if Instant::now() > deadline {
+            return Err(ReconcileError::Savepoint {
+                job_id: jid,
+                cause: "still in progress at the timeout; will look again".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let now = status::now_millis();
+    let mut last = json!({"location": location, "timeStamp": now, "triggerType": kind,
+                          "formatType": "CANONICAL"});
+    if let Some(n) = info.get("triggerNonce") {
+        last["triggerNonce"] = n.clone();
+    }
+    let mut patch = json!({"jobStatus": {"savepointInfo": {
+        "triggerId": null, "triggerType": null, "triggerTimestamp": null, "triggerNonce": null,
+        "lastSavepoint": last}}});
+    if kind == "UPGRADE" {
+        patch["jobStatus"]["upgradeSavepointPath"] = json!(location);
+        patch["jobStatus"]["state"] = json!("FINISHED");
+    }
+    job.patch_status(patch).await?;
+    job.ctx
+        .event(
+            job.obj,
+            false,
+            "SavepointCompleted",
+            format!("{kind} savepoint of job {jid} at {location}"),
+        )
+        .await;
+    Ok(())
+}
+
+/// `spec.job.savepointTriggerNonce` changed: take a savepoint, keep running.
+async fn handle_savepoint_nonce(
+    job: &mut Job<'_>,
+    flink: &FlinkRestClient,
+    running: &JobState,
+    dir: Option<&str>,
+) -> Result<(), ReconcileError> {
+    let Some(nonce) = job.spec.savepoint_trigger_nonce else {
+        return Ok(());
+    };
+    let done = job
+        .status
+        .pointer("/jobStatus/savepointInfo/lastSavepoint/triggerNonce")
+        .and_then(Value::as_i64);
+    if done == Some(nonce) || running.state != "RUNNING" {
+        return Ok(());
+    }
+    let trigger = flink.trigger_savepoint(&running.jid, dir).await?;
+    job.patch_status(json!({"jobStatus": {"savepointInfo": {
+        "triggerId": trigger, "triggerType": "MANUAL", "triggerNonce": nonce,
+        "triggerTimestamp": status::now_millis()}}}))
+        .await?;
+    finish_pending_savepoint(job, flink).await
+}
+
+async fn wait_terminal(
+    flink: &FlinkRestClient,
+    jid: &str,
+    timeout: Duration,
+) -> Result<(), ReconcileError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match flink.job_state(jid).await? {
+            None => return Ok(()),
+            Some(j) if j.is_terminal() => return Ok(()),
+            Some(_) if Instant::now() > deadline => {
+                return Err(ReconcileError::Invalid(format!(
+                    "job {jid} did not stop within {timeout:?}"
+                )));
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// Deletion: stop the job, then let the finalizer go. A session cluster
+/// that is gone took its jobs with it; an unreachable one is retried.
+async fn cleanup(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, ReconcileError> {
+    let ns = obj.metadata.namespace.clone().unwrap_or_default();
+    let Some(jid) = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.job_status.as_ref())
+        .and_then(|j| j.job_id.clone())
+    else {
+        return Ok(Action::await_change());
+    };
+    let Some(session_name) = obj.spec.deployment_name.clone() else {
+        return Ok(Action::await_change());
+    };
+    let sessions: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &ns);
+    match sessions.get_opt(&session_name).await? {
+        None => return Ok(Action::await_change()),
+        Some(s) if s.metadata.deletion_timestamp.is_some() => return Ok(Action::await_change()),
+        Some(_) => {}
+    }
+    let flink = ctx.flink(&ns, &session_name)?;
+    if let Some(j) = flink.job_state(&jid).await?
+        && !j.is_terminal()
+    {
+        flink.cancel(&jid).await?;
+        wait_terminal(&flink, &jid, ctx.config.savepoint_timeout).await?;
+        ctx.event(
+            obj,
+            false,
+            "JobCancelled",
+            format!("job {jid} cancelled: the FlinkSessionJob is being deleted"),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,134 @@
+//! Status fields written the way the Flink operator writes them, so its
+//! users' dashboards and `kubectl get` columns keep working.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// `status.lifecycleState` values (the operator's `ResourceLifecycleState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Lifecycle {
+    Created,
+    Suspended,
+    Upgrading,
+    Deployed,
+    Stable,
+    Failed,
+    Deleting,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::Suspended => "SUSPENDED",
+            Self::Upgrading => "UPGRADING",
+            Self::Deployed => "DEPLOYED",
+            Self::Stable => "STABLE",
+            Self::Failed => "FAILED",
+            Self::Deleting => "DELETING",
+        }
+    }
+
+    /// The Event reason for entering this state.
+    pub fn event_reason(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Suspended => "Suspended",
+            Self::Upgrading => "Upgrading",
+            Self::Deployed => "Deployed",
+            Self::Stable => "Stable",
+            Self::Failed => "Failed",
+            Self::Deleting => "Deleting",
+        }
+    }
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `reconciliationStatus` after deploying `spec` of `generation`:
+/// `lastReconciledSpec` is a JSON string of the spec with the resource's
+/// metadata, as the operator serializes it.
+pub fn reconciliation_status(
+    spec: &Value,
+    generation: Option<i64>,
+    stable: bool,
+    state: &str,
+) -> Value {
+    let reconciled = json!({
+        "spec": spec,
+        "resource_metadata": {
+            "apiVersion": "flink.apache.org/v1beta1",
+            "metadata": {"generation": generation},
+        },
+    })
+    .to_string();
+    let mut s = json!({
+        "reconciliationTimestamp": now_millis(),
+        "lastReconciledSpec": reconciled,
+        "state": state,
+    });
+    if stable {
+        s["lastStableSpec"] = s["lastReconciledSpec"].clone();
+    }
+    s
+}
+
+/// The spec recorded in `reconciliationStatus.lastReconciledSpec`, if any.
+pub fn last_reconciled_spec(reconciliation: Option<&Value>) -> Option<Value> {
+    let text = reconciliation?.get("lastReconciledSpec")?.as_str()?;
+    let v: Value = serde_json::from_str(text).ok()?;
+    v.get("spec").cloned()
+}
+
+/// The job fields whose change needs a new submission (an upgrade): all of
+/// `spec.job` except the state and the nonces handled on their own, plus
+/// the spec's own `flinkConfiguration` and `restartNonce` (a restart is an
+/// upgrade to the same spec).
+pub fn upgrade_relevant(spec: &Value) -> Value {
+    let mut job = spec.get("job").cloned().unwrap_or(Value::Null);
+    if let Some(o) = job.as_object_mut() {
+        for k in [
+            "state",
+            "savepointTriggerNonce",
+            "checkpointTriggerNonce",
+            "initialSavepointPath",
+        ] {
+            o.remove(k);
+        }
+    }
+    json!({"job": job, "flinkConfiguration": spec.get("flinkConfiguration"),
+           "restartNonce": spec.get("restartNonce")})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconciled_spec_round_trips() {
+        let spec = json!({"job": {"jarURI": "https://x/a.jar", "state": "running"}});
+        let r = reconciliation_status(&spec, Some(3), true, "DEPLOYED");
+        assert_eq!(last_reconciled_spec(Some(&r)), Some(spec));
+        assert_eq!(r["lastStableSpec"], r["lastReconciledSpec"]);
+        let text = r["lastReconciledSpec"].as_str().unwrap_or_default();
+        assert!(text.contains("\"generation\":3"));
+    }
+
+    #[test]
+    fn state_and_nonces_are_not_upgrades() {
+        let a = json!({"job": {"jarURI": "j", "state": "running", "savepointTriggerNonce": 1}});
+        let b = json!({"job": {"jarURI": "j", "state": "suspended", "savepointTriggerNonce": 2}});
+        let c = json!({"job": {"jarURI": "k", "state": "running"}});
+        assert_eq!(upgrade_relevant(&a), upgrade_relevant(&b));
+        assert_ne!(upgrade_relevant(&a), upgrade_relevant(&c));
+        let mut restarted = a.clone();
+        restarted["restartNonce"] = json!(1);
+        assert_ne!(upgrade_relevant(&a), upgrade_relevant(&restarted));
+    }
+}
