@@ -65,7 +65,7 @@ fn kustomize_renders_cleanly() {
         eprintln!("SKIP: no kubectl on this machine (run deploy/local/build)");
         return;
     };
-    for dir in ["deploy", "deploy/cert-manager"] {
+    for dir in ["deploy", "deploy/cert-manager", "deploy/flink-rbac"] {
         let out = Command::new(&kubectl)
             .args(["kustomize", repo(dir).to_str().unwrap()])
             .output()
