@@ -198,12 +198,26 @@ async fn apply(
 
     // Observe what came of it.
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let available = deployments
-        .get_opt(&name)
-        .await?
-        .and_then(|dep| dep.status)
+    let jm_deploy_status = deployments.get_opt(&name).await?.and_then(|dep| dep.status);
+    let available = jm_deploy_status
+        .as_ref()
         .and_then(|s| s.available_replicas)
         .unwrap_or(0);
+    // Pods that cannot even be created (missing ServiceAccount, quota, a
+    // refusing webhook) show only as a ReplicaFailure condition: surface it.
+    let replica_failure = jm_deploy_status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+        })
+        .map(|c| {
+            format!(
+                "JobManager pods cannot be created: {}",
+                c.message.as_deref().unwrap_or("ReplicaFailure")
+            )
+        });
     let mut patch = json!({
         "observedGeneration": generation,
         "taskManager": {
@@ -257,7 +271,13 @@ async fn apply(
     );
     patch["reconciliationStatus"] =
         status::reconciliation_status(&spec_json, generation, stable, "DEPLOYED");
-    patch["error"] = Value::Null;
+    patch["error"] = json!(replica_failure);
+    if let Some(msg) = &replica_failure
+        && st.get("error").and_then(Value::as_str) != Some(msg)
+    {
+        ctx.event(d, true, "JobManagerPodsFailing", msg.clone())
+            .await;
+    }
     patch_status(d, ctx, api, &mut st, patch).await?;
     ctx.succeeded(&uid);
     Ok(Action::requeue(if stable { STEADY } else { SOON }))
@@ -326,6 +346,9 @@ async fn patch_status(
     current: &mut Value,
     patch: Value,
 ) -> Result<(), ReconcileError> {
+    if status::is_noop(current, &patch) {
+        return Ok(());
+    }
     let before = current
         .get("lifecycleState")
         .and_then(Value::as_str)

@@ -66,6 +66,9 @@ impl Job<'_> {
 
     /// Merge-patches `status` and remembers it; announces lifecycle changes.
     async fn patch_status(&mut self, patch: Value) -> Result<(), ReconcileError> {
+        if status::is_noop(&self.status, &patch) {
+            return Ok(());
+        }
         let before = self.lifecycle().map(str::to_owned);
         self.api
             .patch_status(
@@ -405,7 +408,9 @@ async fn stop_job(
     job.patch_status(json!({"jobStatus": {"savepointInfo": {
         "triggerId": trigger, "triggerType": "UPGRADE", "triggerTimestamp": status::now_millis()}}}))
         .await?;
-    finish_pending_savepoint(job, flink).await
+    finish_pending_savepoint(job, flink).await?;
+    // The savepoint completes a moment before the job reaches FINISHED.
+    wait_terminal(flink, jid, job.ctx.config.savepoint_timeout).await
 }
 
 /// Awaits a savepoint trigger recorded in status (also one a previous,

@@ -106,9 +106,59 @@ pub fn upgrade_relevant(spec: &Value) -> Value {
            "restartNonce": spec.get("restartNonce")})
 }
 
+/// Fields that change on every write and say nothing new by themselves.
+const VOLATILE: &[&str] = &["reconciliationTimestamp", "updateTime"];
+
+/// Whether merge-patching `patch` into `current` changes nothing but
+/// timestamps. Skipping such writes keeps a reconcile from triggering the
+/// next one through its own status update.
+pub fn is_noop(current: &Value, patch: &Value) -> bool {
+    let mut merged = current.clone();
+    json_patch::merge(&mut merged, patch);
+    without_volatile(merged) == without_volatile(current.clone())
+}
+
+fn without_volatile(mut v: Value) -> Value {
+    strip(&mut v);
+    // A JSON string holding a spec is compared as written; it has no timestamps.
+    v
+}
+
+fn strip(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !VOLATILE.contains(&k.as_str()));
+            map.values_mut().for_each(strip);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamp_only_patches_are_noops() {
+        let spec = json!({"job": {"jarURI": "j"}});
+        let current = json!({"lifecycleState": "STABLE",
+            "jobStatus": {"state": "RUNNING", "updateTime": "1"},
+            "reconciliationStatus": reconciliation_status(&spec, Some(1), true, "DEPLOYED")});
+        let again = json!({"lifecycleState": "STABLE",
+            "jobStatus": {"state": "RUNNING", "updateTime": "2"},
+            "reconciliationStatus": reconciliation_status(&spec, Some(1), true, "DEPLOYED")});
+        assert!(is_noop(&current, &again));
+        assert!(!is_noop(
+            &current,
+            &json!({"jobStatus": {"state": "FAILED"}})
+        ));
+        assert!(!is_noop(&current, &json!({"error": "boom"})));
+        assert!(
+            is_noop(&current, &json!({"error": null})),
+            "removing an absent field"
+        );
+    }
 
     #[test]
     fn reconciled_spec_round_trips() {

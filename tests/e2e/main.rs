@@ -7,6 +7,7 @@
 //! Without the built control plane this skips, except under `CI=true`,
 //! where it fails.
 
+mod controller;
 mod manifests;
 mod no_data;
 
@@ -870,9 +871,12 @@ fn real_flink_scores_follow_its_metrics(c: &mut Cluster, flink: &RealFlink) {
         perf(c, "kwok-node-5").unwrap_or(f64::NAN)
     );
     c.default_policy();
-    // Free the two cores for the scenarios after this one.
-    let _ = Command::new(repo("deploy/flink/flink"))
-        .args(["down", "--dir", flink.dir.to_str().unwrap()])
+    // Free the two cores and the slots for the scenarios after this one; the
+    // session cluster stays up for the controller's.
+    flink.run(&["throttle", "--taskmanager", "flink-tm-c", "--off"]);
+    let _ = Command::new("curl")
+        .args(["-sf", "-X", "PATCH"])
+        .arg(format!("{}/jobs/{}?mode=cancel", flink.rest, jid.trim()))
         .status();
 }
 
@@ -880,8 +884,12 @@ fn real_flink_scores_follow_its_metrics(c: &mut Cluster, flink: &RealFlink) {
 
 type Scenario = (&'static str, fn(&mut Cluster));
 
-/// The real Flink cluster, for the scenario that needs it (scenarios are plain fns).
+/// The real Flink cluster, for the scenarios that need it (scenarios are plain fns).
 static REAL_FLINK: std::sync::OnceLock<RealFlink> = std::sync::OnceLock::new();
+/// The HTTPS server of the session job's jar.
+static JAR_SERVER: std::sync::OnceLock<controller::JarServer> = std::sync::OnceLock::new();
+/// The controller-side flags of the flinkgate the cluster started with.
+static SERVE_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
 fn main() {
     let ci = std::env::var("CI").as_deref() == Ok("true");
@@ -942,10 +950,25 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // The session job's jar, over HTTPS from this test.
+    let jar = match controller::JarServer::start(
+        &PathBuf::from(format!("{}-jars", dir.display())),
+        &controller::example_jar(),
+    ) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("FAIL: cannot serve the example jar: {e}");
+            std::process::exit(1);
+        }
+    };
     let serve_args = format!(
-        "--jobmanager-url e2e/top-speed={},e2e/statemachine={}",
+        "--jobmanager-url e2e/top-speed={},e2e/statemachine={},{}/{}={} --jar-ca-file {}",
         fake.url(),
-        flink.rest
+        flink.rest,
+        controller::NAMESPACE,
+        controller::SESSION,
+        flink.rest,
+        jar.ca_file.display()
     );
     let mut cluster = match Cluster::up(&dir, kubectl, &serve_args) {
         Ok(c) => c,
@@ -959,6 +982,13 @@ fn main() {
         "e2e: cluster with flinkgate up in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    let _ = JAR_SERVER.set(jar);
+    let mut spawn_args: Vec<String> = serve_args.split_whitespace().map(String::from).collect();
+    spawn_args.extend([
+        "--scores-configmap".into(),
+        "flinkgate-system/flinkgate-scores".into(),
+    ]);
+    let _ = SERVE_ARGS.set(spawn_args);
     let _ = REAL_FLINK.set(flink);
     for ns in ["e2e", "e2e-warn"] {
         cluster.must(&["create", "namespace", ns], None);
@@ -1003,6 +1033,14 @@ fn main() {
             real_flink_scores_follow_its_metrics(c, REAL_FLINK.get().expect("real Flink"))
         }),
         (
+            "controller: session cluster, session job, suspend/resume with savepoint, delete",
+            |c| {
+                let flink = REAL_FLINK.get().expect("real Flink");
+                let jar = JAR_SERVER.get().expect("jar server");
+                controller::session_cluster_and_job_lifecycle(c, &flink.rest, &jar.url)
+            },
+        ),
+        (
             "with no data, placement is what kube-scheduler does without the extender",
             |c| no_data::placement_without_data_is_kube_schedulers(c),
         ),
@@ -1013,6 +1051,20 @@ fn main() {
         (
             "flinkgate killed: applies refused, scheduling goes on, the standby takes the lease; restarted: applies work",
             killed_flinkgate_refuses_then_recovers,
+        ),
+        (
+            "controller: standby idle, failover, crash mid-submission converges on one job, delete removes all",
+            |c| {
+                let flink = REAL_FLINK.get().expect("real Flink");
+                let jar = JAR_SERVER.get().expect("jar server");
+                let args = SERVE_ARGS.get().expect("serve args");
+                controller::controller_crash_mid_submission_converges(
+                    c,
+                    &flink.rest,
+                    &jar.url,
+                    args,
+                )
+            },
         ),
     ];
     // FLINKGATE_E2E_ONLY=WORD runs only the scenarios whose name contains WORD.

@@ -1,0 +1,690 @@
+//! The controller on the real control plane and a real Flink session cluster.
+//!
+//! kube-controller-manager and kwok turn the JobManager Deployment the
+//! controller applies into a Running pod; the real Flink JVMs (deploy/flink)
+//! stand in for that pod's REST endpoint through the controller-side
+//! `--jobmanager-url e2e/session=...` override. The session job's jar is
+//! served over HTTPS by this test, with flinkgate's test CA.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Cluster, wait};
+
+pub const NAMESPACE: &str = "e2e";
+pub const SESSION: &str = "session";
+
+/// An HTTPS server that serves one jar under this machine's host name (the
+/// webhook refuses loopback and private addresses in jarURI, so the URL
+/// must name a host), with a certificate from its own test CA.
+pub struct JarServer {
+    pub url: String,
+    /// The CA to pass to `flinkgate serve --jar-ca-file`.
+    pub ca_file: PathBuf,
+    _runtime: tokio::runtime::Runtime,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl JarServer {
+    pub fn start(dir: &Path, jar: &Path) -> Result<JarServer, String> {
+        let bytes = std::fs::read(jar).map_err(|e| format!("{}: {e}", jar.display()))?;
+        let host = String::from_utf8_lossy(
+            &Command::new("hostname")
+                .output()
+                .map_err(|e| e.to_string())?
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        if host.is_empty() || std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 1)).is_err()
+        {
+            return Err(format!(
+                "this machine's host name {host:?} does not resolve"
+            ));
+        }
+        let bundle = flinkgate::certs::generate(std::slice::from_ref(&host), &[], 2)
+            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let ca_file = dir.join("ca.crt");
+        std::fs::write(&ca_file, &bundle.ca_cert).map_err(|e| e.to_string())?;
+        let key = flinkgate::tls::certified_key(bundle.cert.as_bytes(), bundle.key.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let tls = flinkgate::tls::server_config(flinkgate::tls::ReloadingCert::new(key))
+            .map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("0.0.0.0:0"))
+            .map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let body = bytes::Bytes::from(bytes);
+        let app = axum::Router::new().route(
+            "/jobs/topspeed.jar",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+        runtime.spawn(flinkgate::admission::server::serve_tls(
+            listener,
+            Arc::new(tls),
+            app,
+            stop.clone(),
+            Duration::from_secs(1),
+        ));
+        Ok(JarServer {
+            url: format!("https://{host}:{port}/jobs/topspeed.jar"),
+            ca_file,
+            _runtime: runtime,
+            stop,
+        })
+    }
+}
+
+impl Drop for JarServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The TopSpeedWindowing example jar fetched by deploy/flink.
+pub fn example_jar() -> PathBuf {
+    let cache = std::env::var("FLINKGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/flinkgate")
+        });
+    let dir = std::fs::read_dir(&cache)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("flink-"))
+        })
+        .map(|p| p.join("examples"))
+        .unwrap_or_default();
+    std::fs::read_dir(&dir)
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("TopSpeedWindowing.jar"))
+        .unwrap_or_else(|| panic!("no TopSpeedWindowing jar under {}", dir.display()))
+}
+
+fn session_deployment(savepoints: &Path) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {SESSION}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  serviceAccount: flink
+  flinkConfiguration:
+    state.savepoints.dir: file://{}
+  jobManager:
+    resource: {{memory: 2048m, cpu: 1}}
+  taskManager:
+    resource: {{memory: 2048m, cpu: 1}}
+"#,
+        savepoints.display()
+    )
+}
+
+fn session_job(name: &str, jar_url: &str, state: &str, nonce: Option<i64>) -> String {
+    let nonce = nonce
+        .map(|n| format!("    savepointTriggerNonce: {n}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  deploymentName: {SESSION}
+  job:
+    jarURI: {jar_url}
+    entryClass: org.apache.flink.streaming.examples.windowing.TopSpeedWindowing
+    parallelism: 1
+    upgradeMode: savepoint
+    state: {state}
+{nonce}"#
+    )
+}
+
+/// GET on the real Flink REST API.
+fn flink_get(rest: &str, path: &str) -> Option<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("{rest}{path}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+fn flink_job_state(rest: &str, jid: &str) -> Option<String> {
+    flink_get(rest, &format!("/jobs/{jid}"))?
+        .get("state")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn status(c: &Cluster, kind: &str, name: &str) -> Value {
+    let (ok, out, _) = c.kubectl(&["get", kind, "-n", NAMESPACE, name, "-o", "json"], None);
+    if !ok {
+        return Value::Null;
+    }
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| v.get("status").cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn uid(c: &Cluster, kind: &str, name: &str) -> String {
+    c.must(
+        &[
+            "get",
+            kind,
+            "-n",
+            NAMESPACE,
+            name,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        None,
+    )
+}
+
+fn events(c: &Cluster, name: &str) -> String {
+    c.must(
+        &[
+            "get",
+            "events",
+            "-n",
+            NAMESPACE,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason} {end}",
+        ],
+        None,
+    )
+}
+
+fn gone(c: &Cluster, kind: &str, name: &str) -> bool {
+    let (ok, out, _) = c.kubectl(
+        &[
+            "get",
+            kind,
+            "-n",
+            NAMESPACE,
+            name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    ok && out.trim().is_empty()
+}
+
+/// Session cluster → session job → suspend with savepoint → resume from it →
+/// savepoint on demand → delete.
+pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &str) {
+    let savepoints = c.dir.join("savepoints");
+    std::fs::create_dir_all(&savepoints).unwrap();
+
+    // 0. The JobManager's ServiceAccount, as users install it.
+    c.must(
+        &[
+            "apply",
+            "-n",
+            NAMESPACE,
+            "-k",
+            super::repo("deploy/flink-rbac").to_str().unwrap(),
+        ],
+        None,
+    );
+
+    // 1. The session cluster: owned objects, then DEPLOYED/STABLE.
+    let t = Instant::now();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_deployment(&savepoints)),
+    );
+    let fd_uid = uid(c, "flinkdeployment", SESSION);
+    for (kind, name) in [
+        ("deployment", SESSION.to_string()),
+        ("service", format!("{SESSION}-rest")),
+        ("service", SESSION.to_string()),
+        ("configmap", format!("flink-config-{SESSION}")),
+    ] {
+        wait(
+            &format!("{kind}/{name} is created"),
+            Duration::from_secs(30),
+            || !gone(c, kind, &name),
+        );
+        let owner = c.must(
+            &[
+                "get",
+                kind,
+                "-n",
+                NAMESPACE,
+                &name,
+                "-o",
+                "jsonpath={.metadata.ownerReferences[0].uid}",
+            ],
+            None,
+        );
+        assert_eq!(
+            owner, fd_uid,
+            "{kind}/{name} is owned by the FlinkDeployment"
+        );
+    }
+    let conf = c.must(
+        &[
+            "get",
+            "configmap",
+            "-n",
+            NAMESPACE,
+            &format!("flink-config-{SESSION}"),
+            "-o",
+            "jsonpath={.data.config\\.yaml}",
+        ],
+        None,
+    );
+    assert!(
+        conf.contains("kubernetes.cluster-id: \"session\""),
+        "derived config: {conf}"
+    );
+    assert!(
+        conf.contains("taskmanager.numberOfTaskSlots: \"2\""),
+        "policy default: {conf}"
+    );
+    wait(
+        "the session cluster is READY and STABLE",
+        Duration::from_secs(60),
+        || {
+            let s = status(c, "flinkdeployment", SESSION);
+            str_at(&s, "/jobManagerDeploymentStatus") == "READY"
+                && str_at(&s, "/lifecycleState") == "STABLE"
+        },
+    );
+    eprintln!(
+        "e2e: session FlinkDeployment STABLE {:.1}s after apply",
+        t.elapsed().as_secs_f64()
+    );
+    let s = status(c, "flinkdeployment", SESSION);
+    assert!(
+        str_at(&s, "/reconciliationStatus/lastReconciledSpec").contains("\"resource_metadata\""),
+        "operator-style reconciliation status: {s}"
+    );
+
+    // 2. The session job runs in Flink under its deterministic id.
+    let t = Instant::now();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job("topspeed", jar_url, "running", None)),
+    );
+    let job_uid = uid(c, "flinksessionjob", "topspeed");
+    let first = flinkgate::controller::job_id::job_id(&job_uid, 1);
+    wait(
+        "the session job is RUNNING and STABLE",
+        Duration::from_secs(90),
+        || {
+            let s = status(c, "flinksessionjob", "topspeed");
+            str_at(&s, "/jobStatus/state") == "RUNNING" && str_at(&s, "/lifecycleState") == "STABLE"
+        },
+    );
+    eprintln!(
+        "e2e: kubectl apply -> job RUNNING in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let s = status(c, "flinksessionjob", "topspeed");
+    assert_eq!(
+        str_at(&s, "/jobStatus/jobId"),
+        first,
+        "deterministic job id"
+    );
+    assert_eq!(
+        flink_job_state(rest, &first).as_deref(),
+        Some("RUNNING"),
+        "Flink runs it"
+    );
+
+    // 3. Suspend: a savepoint, then the job stops.
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job("topspeed", jar_url, "suspended", None)),
+    );
+    wait(
+        "the session job is SUSPENDED",
+        Duration::from_secs(90),
+        || str_at(&status(c, "flinksessionjob", "topspeed"), "/lifecycleState") == "SUSPENDED",
+    );
+    let s = status(c, "flinksessionjob", "topspeed");
+    let savepoint = str_at(&s, "/jobStatus/upgradeSavepointPath").to_string();
+    assert!(savepoint.contains("savepoint-"), "savepoint recorded: {s}");
+    assert!(
+        Path::new(savepoint.trim_start_matches("file:")).exists(),
+        "the savepoint {savepoint} exists on disk"
+    );
+    assert_eq!(
+        flink_job_state(rest, &first).as_deref(),
+        Some("FINISHED"),
+        "stopped with the savepoint"
+    );
+
+    // 4. Resume: the next id, restored from that savepoint.
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job("topspeed", jar_url, "running", None)),
+    );
+    let second = flinkgate::controller::job_id::job_id(&job_uid, 2);
+    wait(
+        "the resumed job is RUNNING",
+        Duration::from_secs(90),
+        || {
+            let s = status(c, "flinksessionjob", "topspeed");
+            str_at(&s, "/jobStatus/jobId") == second && str_at(&s, "/jobStatus/state") == "RUNNING"
+        },
+    );
+    let restored = flink_get(rest, &format!("/jobs/{second}/checkpoints")).and_then(|v| {
+        v.pointer("/latest/restored/external_path")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    assert_eq!(
+        restored.as_deref(),
+        Some(savepoint.as_str()),
+        "Flink's restore info names the savepoint"
+    );
+
+    // 5. savepointTriggerNonce: a savepoint while it keeps running.
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job("topspeed", jar_url, "running", Some(7))),
+    );
+    wait(
+        "the triggered savepoint is recorded",
+        Duration::from_secs(60),
+        || {
+            let s = status(c, "flinksessionjob", "topspeed");
+            s.pointer("/jobStatus/savepointInfo/lastSavepoint/triggerNonce")
+                .and_then(Value::as_i64)
+                == Some(7)
+        },
+    );
+    let s = status(c, "flinksessionjob", "topspeed");
+    assert!(str_at(&s, "/jobStatus/savepointInfo/lastSavepoint/location").contains("savepoint-"));
+    assert_eq!(
+        flink_job_state(rest, &second).as_deref(),
+        Some("RUNNING"),
+        "still running"
+    );
+
+    let reasons = events(c, "topspeed");
+    for r in ["Submitted", "SavepointCompleted", "Suspended", "Stable"] {
+        assert!(reasons.contains(r), "Event {r} among: {reasons}");
+    }
+
+    // 6. Delete: the job is cancelled, the resource goes.
+    c.must(
+        &[
+            "delete",
+            "flinksessionjob",
+            "-n",
+            NAMESPACE,
+            "topspeed",
+            "--wait=false",
+        ],
+        None,
+    );
+    wait(
+        "the session job is deleted",
+        Duration::from_secs(60),
+        || gone(c, "flinksessionjob", "topspeed"),
+    );
+    assert_eq!(
+        flink_job_state(rest, &second).as_deref(),
+        Some("CANCELED"),
+        "deleting cancels the job"
+    );
+}
+
+/// Two controller replicas: the standby does nothing; the leader, killed,
+/// hands over. Then a replica that crashes right after Flink accepted a job
+/// (before status recorded it) is replaced, and the replacement converges on
+/// that one job. Finally deleting the session cluster removes what it owned.
+pub fn controller_crash_mid_submission_converges(
+    c: &mut Cluster,
+    rest: &str,
+    jar_url: &str,
+    serve_args: &[String],
+) {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    };
+    let metric = |port: u16, name: &str| -> Option<f64> {
+        let ca = c.dir.join("flinkgate-certs/ca.crt");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", "--cacert", ca.to_str().unwrap()])
+            .arg(format!("https://127.0.0.1:{port}/metrics"))
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let prefix = format!("{name} ");
+        Some(
+            text.lines()
+                .filter(|l| {
+                    l.starts_with(name)
+                        && (l.starts_with(&prefix) || l.starts_with(&format!("{name}{{")))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+        .filter(|_| out.status.success())
+    };
+    let args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
+    let main_port: u16 = c.flinkgate_port().parse().unwrap();
+
+    // A standby with a crash point after submissions.
+    let standby_port = free_port();
+    let mut faulty_args = args.clone();
+    faulty_args.extend(["--fault", "exit-after-submit"]);
+    let mut faulty = c.spawn_flinkgate(
+        "flinkgate-faulty",
+        &format!("127.0.0.1:{standby_port}"),
+        &faulty_args,
+        &[("POD_NAME", "faulty")],
+    );
+    wait("the standby serves", Duration::from_secs(20), || {
+        metric(standby_port, "flinkgate_leader").is_some()
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        metric(main_port, "flinkgate_leader"),
+        Some(1.0),
+        "the first replica leads"
+    );
+    assert_eq!(
+        metric(standby_port, "flinkgate_leader"),
+        Some(0.0),
+        "the standby does not lead"
+    );
+    assert_eq!(
+        metric(standby_port, "flinkgate_controller_reconciles_total"),
+        Some(0.0),
+        "only the leader reconciles"
+    );
+
+    // Kill the leader; the standby takes over.
+    match c.restarted.take() {
+        Some(mut child) => {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        None => {
+            let pidfile = std::fs::read_to_string(c.dir.join("pids/flinkgate.pid")).unwrap();
+            let pid = pidfile.split_whitespace().next().unwrap().to_string();
+            Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+        }
+    }
+    let killed = Instant::now();
+    let renewed = c.must(
+        &[
+            "get",
+            "lease",
+            "-n",
+            "flinkgate-system",
+            "flinkgate-leader",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ],
+        None,
+    );
+    wait("the standby leads", Duration::from_secs(20), || {
+        metric(standby_port, "flinkgate_leader") == Some(1.0)
+    });
+    let failover = killed.elapsed().as_secs_f64();
+    eprintln!(
+        "e2e: controller failover {failover:.1}s after the kill (lease 10 s; last renewal {renewed})"
+    );
+    assert!(
+        failover <= 12.5,
+        "hand-over within the lease duration plus one retry: {failover:.1}s"
+    );
+
+    // A webhook for the applies, on the registered port; it stays standby
+    // while the faulty replica holds the lease.
+    let mut replacement = c.spawn_flinkgate(
+        "flinkgate-replacement",
+        &format!("127.0.0.1:{main_port}"),
+        &args,
+        &[("POD_NAME", "replacement")],
+    );
+    wait("the replacement serves", Duration::from_secs(20), || {
+        metric(main_port, "flinkgate_leader").is_some()
+    });
+
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job("crashy", jar_url, "running", None)),
+    );
+    let job_uid = uid(c, "flinksessionjob", "crashy");
+    let expected = flinkgate::controller::job_id::job_id(&job_uid, 1);
+    let exited = (0..600).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        faulty.try_wait().ok().flatten()
+    });
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(86),
+        "the faulty replica crashed at its fault point"
+    );
+    assert!(
+        flink_job_state(rest, &expected).is_some(),
+        "Flink took the job before the crash"
+    );
+
+    wait(
+        "the replacement adopts the job: RUNNING",
+        Duration::from_secs(60),
+        || {
+            let s = status(c, "flinksessionjob", "crashy");
+            str_at(&s, "/jobStatus/state") == "RUNNING" && str_at(&s, "/lifecycleState") == "STABLE"
+        },
+    );
+    let prefix = &expected[..16];
+    let overview = flink_get(rest, "/jobs/overview").unwrap_or_default();
+    let copies: Vec<&Value> = overview["jobs"]
+        .as_array()
+        .map(|j| {
+            j.iter()
+                .filter(|j| str_at(j, "/jid").starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        copies.len(),
+        1,
+        "exactly one job for the session job: {overview}"
+    );
+    assert_eq!(str_at(copies[0], "/jid"), expected);
+    assert_eq!(
+        str_at(&status(c, "flinksessionjob", "crashy"), "/jobStatus/jobId"),
+        expected
+    );
+
+    // Deleting the session job and then the cluster removes everything.
+    c.must(
+        &[
+            "delete",
+            "flinksessionjob",
+            "-n",
+            NAMESPACE,
+            "crashy",
+            "--wait=false",
+        ],
+        None,
+    );
+    wait("crashy is deleted", Duration::from_secs(60), || {
+        gone(c, "flinksessionjob", "crashy")
+    });
+    assert_eq!(
+        flink_job_state(rest, &expected).as_deref(),
+        Some("CANCELED")
+    );
+    c.must(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            SESSION,
+            "--wait=false",
+        ],
+        None,
+    );
+    for (kind, name) in [
+        ("flinkdeployment", SESSION.to_string()),
+        ("deployment", SESSION.to_string()),
+        ("service", format!("{SESSION}-rest")),
+        ("service", SESSION.to_string()),
+        ("configmap", format!("flink-config-{SESSION}")),
+    ] {
+        wait(
+            &format!("{kind}/{name} is removed"),
+            Duration::from_secs(60),
+            || gone(c, kind, &name),
+        );
+    }
+    let _ = faulty.wait();
+    // The replacement is the flinkgate `down` must stop.
+    let _ = replacement.try_wait();
+    c.restarted = Some(replacement);
+}
