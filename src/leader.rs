@@ -44,11 +44,16 @@ impl Leadership {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             loop {
-                let leading = match elector.try_lead().await {
-                    Ok(l) => l,
+                let (leading, next) = match elector.try_lead().await {
+                    Ok(Attempt::Leading) => (true, RENEW_EVERY),
+                    // Try again the moment the holder's lease runs out, so a
+                    // dead leader is replaced within the lease duration.
+                    Ok(Attempt::HeldFor(left)) => {
+                        (false, RENEW_EVERY.min(left + Duration::from_millis(50)))
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "lease update failed; not leading until it works");
-                        false
+                        (false, RENEW_EVERY)
                     }
                 };
                 tx.send_if_modified(|was| {
@@ -69,7 +74,7 @@ impl Leadership {
                         tx.send_replace(false);
                         return;
                     }
-                    _ = tokio::time::sleep(RENEW_EVERY) => {}
+                    _ = tokio::time::sleep(next) => {}
                 }
             }
         });
@@ -112,6 +117,16 @@ pub struct LeaderElector {
     duration: Duration,
 }
 
+/// The outcome of one election round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// This replica holds the lease.
+    Leading,
+    /// Another replica holds it for about this long yet (zero when a write
+    /// race was lost: look again soon).
+    HeldFor(Duration),
+}
+
 /// Whether `me` may write the lease now.
 pub fn may_take(
     holder: Option<&str>,
@@ -150,8 +165,8 @@ impl LeaderElector {
         &self.identity
     }
 
-    /// Takes or renews the lease; `Ok(true)` while this replica leads.
-    pub async fn try_lead(&self) -> Result<bool, kube::Error> {
+    /// Takes or renews the lease.
+    pub async fn try_lead(&self) -> Result<Attempt, kube::Error> {
         let now = Timestamp::now();
         let seconds = i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX);
         match self.api.get_opt(&self.name).await? {
@@ -171,8 +186,10 @@ impl LeaderElector {
                     }),
                 };
                 match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Ok(_) => Ok(Attempt::Leading),
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        Ok(Attempt::HeldFor(Duration::ZERO))
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -185,7 +202,13 @@ impl LeaderElector {
                     .map(|s| Duration::from_secs(s.max(0) as u64))
                     .unwrap_or(self.duration);
                 if !may_take(holder, renewed, held_by_other, &self.identity, now) {
-                    return Ok(false);
+                    let left = renewed
+                        .and_then(|at| at.checked_add(held_by_other).ok())
+                        .and_then(|expiry| {
+                            std::time::Duration::try_from(expiry.duration_since(now)).ok()
+                        })
+                        .unwrap_or(Duration::ZERO);
+                    return Ok(Attempt::HeldFor(left));
                 }
                 let taking_over = holder != Some(self.identity.as_str());
                 let mut new = spec.clone();
@@ -208,9 +231,11 @@ impl LeaderElector {
                         if taking_over {
                             tracing::info!(lease = %self.name, identity = %self.identity, "became the leader");
                         }
-                        Ok(true)
+                        Ok(Attempt::Leading)
                     }
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        Ok(Attempt::HeldFor(Duration::ZERO))
+                    }
                     Err(e) => Err(e),
                 }
             }

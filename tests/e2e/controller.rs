@@ -324,7 +324,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
     );
     wait(
         "the session cluster is READY and STABLE",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             let s = status(c, "flinkdeployment", SESSION);
             str_at(&s, "/jobManagerDeploymentStatus") == "READY"
@@ -512,6 +512,19 @@ pub fn controller_crash_mid_submission_converges(
     let args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
     let main_port: u16 = c.flinkgate_port().parse().unwrap();
 
+    // The session cluster (left by the lifecycle scenario, or made here).
+    let savepoints = c.dir.join("savepoints");
+    std::fs::create_dir_all(&savepoints).unwrap();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_deployment(&savepoints)),
+    );
+    wait(
+        "the session cluster is STABLE",
+        Duration::from_secs(120),
+        || str_at(&status(c, "flinkdeployment", SESSION), "/lifecycleState") == "STABLE",
+    );
+
     // A standby with a crash point after submissions.
     let standby_port = free_port();
     let mut faulty_args = args.clone();
@@ -524,6 +537,11 @@ pub fn controller_crash_mid_submission_converges(
     );
     wait("the standby serves", Duration::from_secs(20), || {
         metric(standby_port, "flinkgate_leader").is_some()
+    });
+    // After an earlier scenario's restart the serving replica may still be
+    // waiting out a dead leader's lease.
+    wait("the serving replica leads", Duration::from_secs(30), || {
+        metric(main_port, "flinkgate_leader") == Some(1.0)
     });
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(
@@ -574,9 +592,11 @@ pub fn controller_crash_mid_submission_converges(
     eprintln!(
         "e2e: controller failover {failover:.1}s after the kill (lease 10 s; last renewal {renewed})"
     );
+    // The standby retries the moment the lease runs out; 1 s of slack covers
+    // the API round trips and this test's polling.
     assert!(
-        failover <= 12.5,
-        "hand-over within the lease duration plus one retry: {failover:.1}s"
+        failover <= 11.0,
+        "hand-over within the lease duration (10 s): {failover:.1}s"
     );
 
     // A webhook for the applies, on the registered port; it stays standby

@@ -993,6 +993,18 @@ fn main() {
     for ns in ["e2e", "e2e-warn"] {
         cluster.must(&["create", "namespace", ns], None);
     }
+    // The native-mode JobManagers' ServiceAccount, as users install it (early:
+    // the ServiceAccount admission plugin's cache lags a fresh one).
+    cluster.must(
+        &[
+            "apply",
+            "-n",
+            "e2e",
+            "-k",
+            repo("deploy/flink-rbac").to_str().unwrap(),
+        ],
+        None,
+    );
     let scenarios: Vec<Scenario> = vec![
         (
             "valid FlinkDeployment is stored with the injected defaults",
