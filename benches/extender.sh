@@ -9,7 +9,13 @@ cd "$(dirname "$0")/.."
 TOOLS=${FLINKGATE_CACHE:-$HOME/.cache/flinkgate}/tools
 OHA=$TOOLS/bin/oha
 [ -x "$OHA" ] || cargo install oha --locked --root "$TOOLS"
-cargo build --release --quiet --bin flinkgate
+# FLINKGATE_BIN=path measures another build (A/B runs) instead of this tree's.
+BIN=${FLINKGATE_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet --bin flinkgate
+  BIN=target/release/flinkgate
+fi
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) on $(nproc) cores" >&2
 WORK=$(mktemp -d)
 PORT=18444
 trap 'kill $FG 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -46,7 +52,7 @@ text = json.dumps(body)
 open(f"{work}/full-1000.json", "w").write(text)
 print(f"full NodeList body: {len(text) / 1e6:.1f} MB, {len(json.dumps(items[0]))} bytes per Node", file=sys.stderr)
 PY
-target/release/flinkgate serve --listen 127.0.0.1:$PORT --scores-file "$WORK/scores.json" 2>/dev/null & FG=$!
+"$BIN" serve --listen 127.0.0.1:$PORT --scores-file "$WORK/scores.json" 2>/dev/null & FG=$!
 sleep 1
 run() { # name verb body n
   local out

@@ -94,6 +94,17 @@ async fn prioritize_scores_within_bounds_best_first() {
     )
     .await;
     assert_eq!(status, 200);
+    // The full NodeList form scores alike.
+    let items: Vec<Value> = NAMES.iter().map(|n| node(n)).collect();
+    let full = json!({"Pod": tm_pod(), "Nodes": {"apiVersion": "v1", "kind": "NodeList", "items": items}, "NodeNames": null});
+    let (status, from_nodes) = post_json(
+        &s.client(),
+        &s.url("/scheduler/prioritize"),
+        full.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(from_nodes, r);
     let list = r.as_array().unwrap();
     assert_eq!(list.len(), 4, "one entry per input node, no other");
     let score = |h: &str| {

@@ -10,9 +10,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
 
-use super::protocol::{ExtenderArgs, FilterResult, HostPriority, NodeListOut};
+use super::protocol::{
+    Candidates, ExtenderArgs, FilterResult, HostPriority, NamedNode, NodeItem, NodeListOut,
+    NodeName, RawNode, write_host_priorities,
+};
 use super::score::{NEUTRAL_SCORE, filter_reason, priority};
 use super::scores::{ScoreTable, now_unix};
 use crate::admission::server::AppState;
@@ -41,23 +46,28 @@ fn bad_request(s: &AppState, verb: &'static str, msg: &str) -> Response {
         .into_response()
 }
 
-/// The arguments and the candidate node names, from either form.
-async fn read_args(body: Body) -> Result<(ExtenderArgs, Vec<String>), String> {
-    let bytes = Limited::new(body, MAX_EXTENDER_BODY)
+async fn read_body(body: Body) -> Result<Bytes, String> {
+    Ok(Limited::new(body, MAX_EXTENDER_BODY)
         .collect()
         .await
         .map_err(|e| {
             format!("request body could not be read (limit {MAX_EXTENDER_BODY} bytes): {e}")
         })?
-        .to_bytes();
-    let args: ExtenderArgs =
-        serde_json::from_slice(&bytes).map_err(|e| format!("body is not ExtenderArgs: {e}"))?;
-    let names = args.candidate_names()?;
-    Ok((args, names))
+        .to_bytes())
 }
 
-fn steered(args: &ExtenderArgs) -> bool {
-    let labels = args.pod.as_ref().and_then(|p| p.metadata.labels.as_ref());
+/// The pod and the candidates, from either form, borrowed from `body`.
+fn parse_args<'a, N>(body: &'a [u8]) -> Result<Candidates<'a, N>, String>
+where
+    N: Deserialize<'a> + NodeItem<'a>,
+{
+    serde_json::from_slice::<ExtenderArgs<'a, N>>(body)
+        .map_err(|e| format!("body is not ExtenderArgs: {e}"))?
+        .into_candidates()
+}
+
+fn steered<N>(c: &Candidates<'_, N>) -> bool {
+    let labels = c.pod.as_ref().and_then(|p| p.metadata.labels.as_ref());
     flink_component(labels) == Some(Component::TaskManager)
 }
 
@@ -69,34 +79,36 @@ fn scheduling_rules(s: &AppState) -> SchedulingRules {
 }
 
 /// Why each candidate fails, if it does.
-pub fn filter_nodes(
-    names: &[String],
+pub fn filter_nodes<S: AsRef<str>>(
+    names: &[S],
     table: &ScoreTable,
     rules: &SchedulingRules,
     now: f64,
 ) -> BTreeMap<String, String> {
     names
         .iter()
+        .map(AsRef::as_ref)
         .filter_map(|n| {
             let score = table.nodes.get(n)?.decayed(now, rules)?;
-            filter_reason(n, &score, rules).map(|why| (n.clone(), why))
+            filter_reason(n, &score, rules).map(|why| (n.to_string(), why))
         })
         .collect()
 }
 
-pub fn prioritize_nodes(
-    names: &[String],
+pub fn prioritize_nodes<'n, S: AsRef<str>>(
+    names: &'n [S],
     table: &ScoreTable,
     rules: &SchedulingRules,
     now: f64,
-) -> Vec<HostPriority> {
+) -> Vec<HostPriority<'n>> {
     names
         .iter()
-        .map(|n| HostPriority {
-            host: n.clone(),
+        .map(AsRef::as_ref)
+        .map(|host| HostPriority {
+            host,
             score: table
                 .nodes
-                .get(n)
+                .get(host)
                 .and_then(|s| s.decayed(now, rules))
                 .map_or(NEUTRAL_SCORE, |s| priority(s.performance(rules), rules)),
         })
@@ -104,13 +116,18 @@ pub fn prioritize_nodes(
 }
 
 pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
-    let (args, names) = match read_args(body).await {
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return bad_request(&s, "filter", &e),
+    };
+    let candidates = match parse_args::<RawNode>(&bytes) {
         Ok(parsed) => parsed,
         Err(e) => return bad_request(&s, "filter", &e),
     };
-    let failed = if steered(&args) {
+    let names = &candidates.names;
+    let failed = if steered(&candidates) {
         filter_nodes(
-            &names,
+            names,
             &s.scores.current(),
             &scheduling_rules(&s),
             now_unix(),
@@ -121,29 +138,38 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
     for (node, why) in &failed {
         tracing::info!(node, reason = %why, "filtered out");
     }
-    let result = FilterResult {
-        // Answer in the form asked; only nodes from the input come back.
-        nodes: match (&args.node_names, &args.nodes) {
-            (None, Some(list)) => Some(NodeListOut {
+    let kept = |n: &NodeName| !failed.contains_key(n.as_str());
+    // Answer in the form asked; only nodes from the input come back.
+    let (nodes, node_names, size) = match &candidates.nodes {
+        Some(items) => {
+            let items: Vec<&serde_json::value::RawValue> = items
+                .iter()
+                .zip(names)
+                .filter(|(_, n)| kept(n))
+                .map(|(raw, _)| *raw)
+                .collect();
+            let size = items.iter().map(|r| r.get().len() + 1).sum::<usize>();
+            let out = NodeListOut {
                 api_version: "v1",
                 kind: "NodeList",
                 metadata: serde_json::Map::new(),
-                items: list
-                    .items
-                    .iter()
-                    .zip(&names)
-                    .filter(|(_, n)| !failed.contains_key(*n))
-                    .map(|(raw, _)| raw.as_ref())
-                    .collect(),
-            }),
-            _ => None,
-        },
-        node_names: args.node_names.as_ref().map(|ns| {
-            ns.iter()
-                .filter(|n| !failed.contains_key(*n))
-                .cloned()
-                .collect()
-        }),
+                items,
+            };
+            (Some(out), None, size)
+        }
+        None => {
+            let kept: Vec<&str> = names
+                .iter()
+                .filter(|n| kept(n))
+                .map(NodeName::as_str)
+                .collect();
+            let size = kept.iter().map(|n| n.len() + 3).sum::<usize>();
+            (None, Some(kept), size)
+        }
+    };
+    let result = FilterResult {
+        nodes,
+        node_names,
         failed_nodes: failed,
         ..FilterResult::default()
     };
@@ -154,26 +180,32 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
             result: "ok",
         })
         .inc();
-    json(&result)
+    json(&result, size + 256)
 }
 
 pub async fn prioritize(State(s): State<AppState>, body: Body) -> Response {
-    let (args, names) = match read_args(body).await {
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return bad_request(&s, "prioritize", &e),
+    };
+    // Only the names of full Nodes are read here; nothing is sent back.
+    let candidates = match parse_args::<NamedNode>(&bytes) {
         Ok(parsed) => parsed,
         Err(e) => return bad_request(&s, "prioritize", &e),
     };
-    let list = if steered(&args) {
+    let names = &candidates.names;
+    let list = if steered(&candidates) {
         prioritize_nodes(
-            &names,
+            names,
             &s.scores.current(),
             &scheduling_rules(&s),
             now_unix(),
         )
     } else {
         names
-            .into_iter()
-            .map(|host| HostPriority {
-                host,
+            .iter()
+            .map(|n| HostPriority {
+                host: n.as_str(),
                 score: NEUTRAL_SCORE,
             })
             .collect()
@@ -185,11 +217,18 @@ pub async fn prioritize(State(s): State<AppState>, body: Body) -> Response {
             result: "ok",
         })
         .inc();
-    json(&list)
+    json_response(write_host_priorities(&list))
 }
 
-fn json(value: &impl serde::Serialize) -> Response {
-    match serde_json::to_vec(value) {
+/// Serializes straight into a buffer sized for the answer, so large answers
+/// are written without regrowing.
+fn json(value: &impl serde::Serialize, size_hint: usize) -> Response {
+    let mut body = Vec::with_capacity(size_hint);
+    json_response(serde_json::to_writer(&mut body, value).map(|()| body))
+}
+
+fn json_response(body: Result<Vec<u8>, serde_json::Error>) -> Response {
+    match body {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -2,22 +2,49 @@
 //! The Go structs carry no json tags, so the keys are the Go field names
 //! (PascalCase); the embedded Pod and NodeList keep Kubernetes' camelCase.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 /// `ExtenderArgs`: the pod and either the candidate nodes' names
 /// (`nodeCacheCapable: true`) or the full NodeList; the unused one is null.
+///
+/// Borrowed from the request body: names and raw Nodes point into it, so
+/// reading 5,000 names allocates one vector, not 5,000 strings. `N` is how a
+/// NodeList item is read: [`RawNode`] where the Node goes back out
+/// unchanged (filter), [`NamedNode`] where only its name matters (prioritize).
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct ExtenderArgs {
+#[serde(
+    rename_all = "PascalCase",
+    bound(deserialize = "N: Deserialize<'de>, 'de: 'a")
+)]
+pub struct ExtenderArgs<'a, N> {
     #[serde(default)]
     pub pod: Option<PodMeta>,
     #[serde(default)]
-    pub nodes: Option<NodeList>,
-    #[serde(default)]
-    pub node_names: Option<Vec<String>>,
+    pub nodes: Option<NodeList<N>>,
+    #[serde(default, borrow)]
+    pub node_names: Option<Vec<NodeName<'a>>>,
+}
+
+/// A node name: borrowed from the body unless it had JSON escapes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct NodeName<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl NodeName<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for NodeName<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The parts of the pod the extender reads.
@@ -37,36 +64,133 @@ pub struct PodMetadata {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-/// A NodeList whose items are kept as raw JSON: the filter answer must carry
-/// the very same Node objects back, and only their names are needed.
+/// A NodeList; only its items are read.
 #[derive(Debug, Deserialize)]
-pub struct NodeList {
+#[serde(bound(deserialize = "N: Deserialize<'de>"))]
+pub struct NodeList<N> {
     #[serde(default)]
-    pub items: Vec<Box<RawValue>>,
+    pub items: Vec<N>,
 }
 
-#[derive(Deserialize)]
-struct NodeName {
-    metadata: NodeNameMeta,
+/// A Node kept as its raw JSON (borrowed from the body): filter must send
+/// the very same objects back.
+pub type RawNode<'a> = &'a RawValue;
+
+/// A Node of which only `metadata.name` is read; serde skips the rest
+/// (labels, status, images: ~5 KB) without building anything.
+#[derive(Debug, Deserialize)]
+pub struct NamedNode<'a> {
+    #[serde(borrow)]
+    metadata: NamedNodeMeta<'a>,
 }
 
-#[derive(Deserialize)]
-struct NodeNameMeta {
-    name: String,
+#[derive(Debug, Deserialize)]
+struct NamedNodeMeta<'a> {
+    #[serde(borrow)]
+    name: NodeName<'a>,
 }
 
-impl NodeList {
-    /// Name of every item; an item without `metadata.name` is an error.
-    pub fn names(&self) -> Result<Vec<String>, String> {
-        self.items
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                serde_json::from_str::<NodeName>(raw.get())
-                    .map(|n| n.metadata.name)
-                    .map_err(|e| format!("Nodes.items[{i}] has no metadata.name: {e}"))
-            })
-            .collect()
+/// How the name of a NodeList item is found.
+pub trait NodeItem<'a> {
+    fn node_name(&self) -> Result<NodeName<'a>, serde_json::Error>;
+}
+
+impl<'a> NodeItem<'a> for NamedNode<'a> {
+    fn node_name(&self) -> Result<NodeName<'a>, serde_json::Error> {
+        Ok(self.metadata.name.clone())
+    }
+}
+
+impl<'a> NodeItem<'a> for RawNode<'a> {
+    /// Stops reading once `metadata.name` is found. Go writes `metadata`
+    /// first and `name` first within it, so the rest of the Node (status,
+    /// images: most of its ~5 KB) is not scanned a second time; it was
+    /// already checked to be JSON when the body was read.
+    fn node_name(&self) -> Result<NodeName<'a>, serde_json::Error> {
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_str(self.get());
+        let read = de.deserialize_map(FindName {
+            inside_metadata: false,
+            found: &mut found,
+        });
+        match (found, read) {
+            // Any error after the name is the deliberate stop.
+            (Some(name), _) => Ok(name),
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => Err(de::Error::missing_field("name")),
+        }
+    }
+}
+
+/// Walks a Node (then its `metadata`) for `name`, and aborts the walk with an
+/// error as soon as it has it.
+struct FindName<'o, 'a> {
+    inside_metadata: bool,
+    found: &'o mut Option<NodeName<'a>>,
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for FindName<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.inside_metadata {
+            "an ObjectMeta"
+        } else {
+            "a Node"
+        })
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let wanted = if self.inside_metadata {
+            "name"
+        } else {
+            "metadata"
+        };
+        while let Some(is_wanted) = map.next_key_seed(KeyIs(wanted))? {
+            if !is_wanted {
+                map.next_value::<IgnoredAny>()?;
+            } else if self.inside_metadata {
+                *self.found = Some(map.next_value()?);
+                return Err(de::Error::custom("stop: name found"));
+            } else {
+                return map.next_value_seed(FindName {
+                    inside_metadata: true,
+                    found: self.found,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a map key is the one wanted, read without allocating it.
+struct KeyIs(&'static str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for FindName<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
     }
 }
 
@@ -85,31 +209,105 @@ pub struct NodeListOut<'a> {
 #[serde(rename_all = "PascalCase")]
 pub struct FilterResult<'a> {
     pub nodes: Option<NodeListOut<'a>>,
-    pub node_names: Option<Vec<String>>,
+    pub node_names: Option<Vec<&'a str>>,
     pub failed_nodes: BTreeMap<String, String>,
     pub failed_and_unresolvable_nodes: BTreeMap<String, String>,
     pub error: String,
 }
 
 /// One entry of the `HostPriorityList` prioritize returns (a bare array).
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
-pub struct HostPriority {
-    pub host: String,
+pub struct HostPriority<'a> {
+    pub host: &'a str,
     pub score: i64,
+}
+
+/// Writes a `HostPriorityList` straight into a buffer sized for it. This is
+/// most of a prioritize call's output work, so names that need no JSON
+/// escaping (all valid node names) are copied as they are instead of going
+/// through serde_json's per-byte escaping; the others still do.
+pub fn write_host_priorities(list: &[HostPriority]) -> Result<Vec<u8>, serde_json::Error> {
+    // `{"Host":"","Score":10},`: 23 bytes around each name (scores are 0..=10).
+    let mut out = Vec::with_capacity(2 + list.iter().map(|h| h.host.len() + 23).sum::<usize>());
+    out.push(b'[');
+    for (i, h) in list.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"Host":"#);
+        if h.host.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.push(b'"');
+            out.extend_from_slice(h.host.as_bytes());
+            out.push(b'"');
+        } else {
+            serde_json::to_writer(&mut out, h.host)?;
+        }
+        out.extend_from_slice(br#","Score":"#);
+        write_int(&mut out, h.score);
+        out.push(b'}');
+    }
+    out.push(b']');
+    Ok(out)
+}
+
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        // `rest % 10` is below 10, so the cast keeps it.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Highest score the scheduler accepts from an extender (it does not clamp).
 pub const MAX_EXTENDER_PRIORITY: i64 = 10;
 
-impl ExtenderArgs {
-    /// The candidate nodes, from whichever form was sent.
-    pub fn candidate_names(&self) -> Result<Vec<String>, String> {
-        match (&self.node_names, &self.nodes) {
-            (Some(names), _) => Ok(names.clone()),
-            (None, Some(list)) => list.names(),
-            (None, None) => Err("ExtenderArgs has neither NodeNames nor Nodes".into()),
-        }
+/// What a call works on: the pod, the candidates' names in input order, and
+/// the Nodes themselves when they came as a NodeList (the answer is then a
+/// NodeList too).
+#[derive(Debug)]
+pub struct Candidates<'a, N> {
+    pub pod: Option<PodMeta>,
+    pub names: Vec<NodeName<'a>>,
+    pub nodes: Option<Vec<N>>,
+}
+
+impl<'a, N: NodeItem<'a>> ExtenderArgs<'a, N> {
+    /// The candidates, from whichever form was sent (names win if both
+    /// are); an item without `metadata.name` is an error.
+    pub fn into_candidates(self) -> Result<Candidates<'a, N>, String> {
+        let (names, nodes) = match (self.node_names, self.nodes) {
+            (Some(names), _) => (names, None),
+            (None, Some(list)) => {
+                let names = list
+                    .items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        item.node_name()
+                            .map_err(|e| format!("Nodes.items[{i}] has no metadata.name: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                (names, Some(list.items))
+            }
+            (None, None) => return Err("ExtenderArgs has neither NodeNames nor Nodes".into()),
+        };
+        Ok(Candidates {
+            pod: self.pod,
+            names,
+            nodes,
+        })
     }
 }
 
@@ -119,25 +317,121 @@ mod tests {
 
     #[test]
     fn reads_both_forms() {
-        let names: ExtenderArgs = serde_json::from_str(
+        let names: ExtenderArgs<RawNode> = serde_json::from_str(
             r#"{"Pod":{"metadata":{"name":"p","labels":{"a":"b"}}},"Nodes":null,"NodeNames":["n1","n2"]}"#,
         )
         .unwrap();
-        assert_eq!(names.candidate_names().unwrap(), ["n1", "n2"]);
-        let full: ExtenderArgs = serde_json::from_str(
-            r#"{"Pod":{"metadata":{"name":"p"}},"Nodes":{"apiVersion":"v1","kind":"NodeList","items":[{"metadata":{"name":"n1","labels":{}},"status":{}}]},"NodeNames":null}"#,
-        )
-        .unwrap();
-        assert_eq!(full.candidate_names().unwrap(), ["n1"]);
-        let none: ExtenderArgs =
+        let as_str =
+            |v: Vec<NodeName>| v.iter().map(|n| n.as_str().to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            as_str(names.into_candidates().map(|c| c.names).unwrap()),
+            ["n1", "n2"]
+        );
+        let full = r#"{"Pod":{"metadata":{"name":"p"}},"Nodes":{"apiVersion":"v1","kind":"NodeList","items":[{"metadata":{"name":"n1","labels":{}},"status":{}}]},"NodeNames":null}"#;
+        let raw: ExtenderArgs<RawNode> = serde_json::from_str(full).unwrap();
+        assert_eq!(
+            as_str(raw.into_candidates().map(|c| c.names).unwrap()),
+            ["n1"]
+        );
+        let named: ExtenderArgs<NamedNode> = serde_json::from_str(full).unwrap();
+        assert_eq!(
+            as_str(named.into_candidates().map(|c| c.names).unwrap()),
+            ["n1"]
+        );
+        let none: ExtenderArgs<NamedNode> =
             serde_json::from_str(r#"{"Pod":null,"Nodes":null,"NodeNames":null}"#).unwrap();
-        assert!(none.candidate_names().is_err());
+        assert!(none.into_candidates().map(|c| c.names).is_err());
+        let absent: ExtenderArgs<NamedNode> = serde_json::from_str(r#"{}"#).unwrap();
+        assert!(absent.into_candidates().map(|c| c.names).is_err());
+    }
+
+    #[test]
+    fn names_borrow_from_the_body_unless_escaped() {
+        let body = r#"{"NodeNames":["plain","esc\u0061ped"]}"#;
+        let args: ExtenderArgs<RawNode> = serde_json::from_str(body).unwrap();
+        let names = args.into_candidates().map(|c| c.names).unwrap();
+        assert!(matches!(names[0].0, Cow::Borrowed("plain")));
+        assert!(matches!(&names[1].0, Cow::Owned(s) if s == "escaped"));
+        let full =
+            r#"{"Nodes":{"items":[{"metadata":{"name":"n\u0031"}},{"metadata":{"name":"n2"}}]}}"#;
+        let raw: ExtenderArgs<RawNode> = serde_json::from_str(full).unwrap();
+        let names = raw.into_candidates().map(|c| c.names).unwrap();
+        assert_eq!(names[0].as_str(), "n1");
+        assert!(matches!(names[1].0, Cow::Borrowed("n2")));
+    }
+
+    #[test]
+    fn raw_node_names_are_found_in_any_key_order() {
+        let body = r#"{"Nodes":{"items":[
+            {"metadata":{"name":"go-order","labels":{"a":"b"}},"status":{"images":[1,2]}},
+            {"status":{"capacity":{"cpu":"8"}},"kind":"Node","metadata":{"labels":{"name":"label"},"uid":"u","name":"last"}},
+            {"metad\u0061ta":{"n\u0061me":"escaped-keys"}}
+        ]}}"#;
+        let raw: ExtenderArgs<RawNode> = serde_json::from_str(body).unwrap();
+        let names: Vec<String> = raw
+            .into_candidates()
+            .map(|c| c.names)
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect();
+        assert_eq!(names, ["go-order", "last", "escaped-keys"]);
+        let named: ExtenderArgs<NamedNode> = serde_json::from_str(body).unwrap();
+        assert_eq!(named.into_candidates().map(|c| c.names).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_node_without_a_name_is_an_error_naming_the_item() {
+        for item in [
+            r#"{"metadata":{}}"#,
+            r#"{"metadata":{"name":5}}"#,
+            r#"{}"#,
+            r#"[1]"#,
+            r#""n""#,
+        ] {
+            let body =
+                format!(r#"{{"Nodes":{{"items":[{{"metadata":{{"name":"n1"}}}},{item}]}}}}"#);
+            let raw: ExtenderArgs<RawNode> = serde_json::from_str(&body).unwrap();
+            let e = raw.into_candidates().map(|c| c.names).unwrap_err();
+            assert!(
+                e.starts_with("Nodes.items[1] has no metadata.name"),
+                "{item}: {e}"
+            );
+            // Read as NamedNode, the same body fails while parsing.
+            assert!(serde_json::from_str::<ExtenderArgs<NamedNode>>(&body).is_err());
+        }
+    }
+
+    #[test]
+    fn host_priorities_are_written_as_serde_would() {
+        let hosts = [
+            "node-1",
+            "",
+            "quote\"d",
+            "back\\slash",
+            "tab\there",
+            "ünïcode",
+            "n",
+            "n",
+        ];
+        let scores = [5, 0, 10, -3, 7, 123_456, i64::MIN, i64::MAX];
+        let list: Vec<HostPriority> = hosts
+            .iter()
+            .zip(scores)
+            .map(|(host, score)| HostPriority { host, score })
+            .collect();
+        let fast = write_host_priorities(&list).unwrap();
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            serde_json::to_string(&list).unwrap()
+        );
+        assert_eq!(write_host_priorities(&[]).unwrap(), b"[]");
     }
 
     #[test]
     fn writes_pascal_case() {
         let r = FilterResult {
-            node_names: Some(vec!["n1".into()]),
+            node_names: Some(vec!["n1"]),
             ..FilterResult::default()
         };
         let v = serde_json::to_value(&r).unwrap();
@@ -146,7 +440,7 @@ mod tests {
         assert_eq!(v["Error"], "");
         assert!(v["FailedNodes"].as_object().unwrap().is_empty());
         let p = serde_json::to_value(vec![HostPriority {
-            host: "n1".into(),
+            host: "n1",
             score: 5,
         }])
         .unwrap();
