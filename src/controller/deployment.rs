@@ -27,7 +27,7 @@ use super::status::{self, Lifecycle};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::FlinkDeployment;
 
-const SOON: Duration = Duration::from_secs(3);
+const SOON: Duration = Duration::from_secs(5);
 const STEADY: Duration = Duration::from_secs(60);
 
 /// The effective Flink configuration of `d` under the current policy.
