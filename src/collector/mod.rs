@@ -63,8 +63,9 @@ struct State {
     table: ScoreTable,
     /// job id -> (F(x), unix seconds measured)
     jobs: BTreeMap<String, (f64, f64)>,
-    /// One client (and connection pool) per JobManager URL, kept across cycles.
-    clients: std::collections::HashMap<String, FlinkRestClient>,
+    /// One connection pool for every JobManager, kept across cycles (a
+    /// client per JobManager would load the system's root certificates each).
+    http: Option<reqwest::Client>,
 }
 
 pub async fn run(
@@ -87,7 +88,13 @@ pub async fn run(
             state = now_leading.then(|| State {
                 table: (*board.current()).clone(),
                 jobs: BTreeMap::new(),
-                clients: Default::default(),
+                http: reqwest::Client::builder()
+                    .connect_timeout(FlinkRestOptions::default().connect_timeout)
+                    .build()
+                    .inspect_err(
+                        |e| tracing::error!(error = %e, "cannot build the Flink REST client"),
+                    )
+                    .ok(),
             });
         }
         leading = now_leading;
@@ -131,17 +138,16 @@ async fn cycle(
         cfg.jobmanagers.clone()
     };
     let concurrency = cfg.concurrency;
-    // Clients of JobManagers that went away are dropped with their pools.
-    st.clients
-        .retain(|url, _| targets.iter().any(|t| &t.url == url));
     // Each poll owns its inputs (a client clone shares the pool), so the
     // joined future stays Send.
     let polls = targets.into_iter().map(|t| {
-        let client = match st.clients.get(&t.url) {
-            Some(c) => Ok(c.clone()),
-            None => FlinkRestClient::new(&t.url, &FlinkRestOptions::default()).inspect(|c| {
-                st.clients.insert(t.url.clone(), c.clone());
-            }),
+        let client = match &st.http {
+            Some(http) => {
+                FlinkRestClient::with_client(&t.url, http.clone(), &FlinkRestOptions::default())
+            }
+            None => Err(crate::collector::flink_rest::FlinkRestError::Client(
+                "no HTTP client".into(),
+            )),
         };
         async move {
             let result = match client {

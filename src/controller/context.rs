@@ -17,6 +17,8 @@ use crate::collector::flink_rest::{FlinkRestClient, FlinkRestError, FlinkRestOpt
 use crate::policy::PolicyStore;
 use crate::telemetry::Metrics;
 
+const FLINK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Field manager of everything the controller applies.
 pub const FIELD_MANAGER: &str = "flinkgate-controller";
 pub const FINALIZER: &str = "flinkgate.io/finalizer";
@@ -87,7 +89,13 @@ pub struct Context {
     pub config: ControllerConfig,
     reporter: Reporter,
     jars: reqwest::Client,
-    flink: Mutex<HashMap<String, FlinkRestClient>>,
+    /// One connection pool for every JobManager: a client per cluster would
+    /// load the system's root certificates once per FlinkDeployment.
+    flink_http: reqwest::Client,
+    /// Hash of the objects last applied per FlinkDeployment uid, so an
+    /// unchanged cluster costs no server-side applies (a new leader starts
+    /// empty and re-applies everything once).
+    applied: Mutex<HashMap<String, String>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -122,7 +130,11 @@ impl Context {
             metrics,
             config,
             jars,
-            flink: Mutex::new(HashMap::new()),
+            flink_http: reqwest::Client::builder()
+                .connect_timeout(FLINK_CONNECT_TIMEOUT)
+                .build()
+                .map_err(|e| ReconcileError::Invalid(format!("Flink REST client: {e}")))?,
+            applied: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         })
     }
@@ -142,18 +154,30 @@ impl Context {
     /// A REST client for that JobManager (one pool per URL, kept).
     pub fn flink(&self, namespace: &str, name: &str) -> Result<FlinkRestClient, ReconcileError> {
         let url = self.jobmanager_url(namespace, name);
-        let mut clients = self.flink.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&url) {
-            return Ok(c.clone());
-        }
         // Running a jar executes its main() in the JobManager: allow time.
         let options = FlinkRestOptions {
-            connect_timeout: Duration::from_secs(3),
+            connect_timeout: FLINK_CONNECT_TIMEOUT,
             request_timeout: Duration::from_secs(60),
         };
-        let c = FlinkRestClient::new(&url, &options)?;
-        clients.insert(url, c.clone());
-        Ok(c)
+        Ok(FlinkRestClient::with_client(
+            &url,
+            self.flink_http.clone(),
+            &options,
+        )?)
+    }
+
+    /// Whether `hash` is what was last applied for `uid`.
+    pub fn already_applied(&self, uid: &str, hash: &str) -> bool {
+        let applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        applied.get(uid).is_some_and(|h| h == hash)
+    }
+
+    pub fn record_applied(&self, uid: &str, hash: Option<String>) {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        match hash {
+            Some(h) => applied.insert(uid.to_owned(), h),
+            None => applied.remove(uid),
+        };
     }
 
     /// Downloads `uri` (https only), refusing bodies over the size limit.

@@ -29,6 +29,7 @@ use crate::flink::crd::FlinkDeployment;
 
 const SOON: Duration = Duration::from_secs(5);
 const STEADY: Duration = Duration::from_secs(60);
+const WAITING: Duration = Duration::from_secs(30);
 
 /// The effective Flink configuration of `d` under the current policy.
 pub fn effective_config(
@@ -131,41 +132,61 @@ async fn apply(
         .and_then(Value::as_str)
         .map(str::to_owned);
 
-    if app && !want_running && lifecycle.as_deref() != Some("SUSPENDED") {
-        // Stop the job before its cluster goes away.
-        if let Some(jid) = &job_id
-            && let Ok(Some(j)) = flink.job_state(jid).await
-            && !j.is_terminal()
-        {
-            let defaults = effective_config(d, ctx, None, None);
-            let dir = SAVEPOINT_DIR_KEYS
-                .iter()
-                .find_map(|k| defaults.get(*k).cloned());
-            restore = stop_application(&flink, jid, &upgrade_mode, dir.as_deref(), ctx).await?;
-            patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"upgradeSavepointPath": restore, "state": if restore.is_some() {"FINISHED"} else {"CANCELED"}}})).await?;
-            ctx.event(
-                d,
-                false,
-                "JobStopped",
-                format!(
-                    "job {jid} stopped{}",
-                    restore
-                        .as_deref()
-                        .map(|p| format!(" with savepoint {p}"))
-                        .unwrap_or_default()
-                ),
-            )
-            .await;
+    let spec_json = serde_json::to_value(&d.spec).unwrap_or(Value::Null);
+    let last_spec = status::last_reconciled_spec(st.get("reconciliationStatus"));
+    let suspended = lifecycle.as_deref() == Some("SUSPENDED");
+    let upgrade = app
+        && want_running
+        && !suspended
+        && job_id.is_some()
+        && last_spec
+            .as_ref()
+            .is_some_and(|l| status::upgrade_relevant(l) != status::upgrade_relevant(&spec_json));
+    if app && ((!want_running && !suspended) || upgrade) {
+        // Stop the job (savepoint or cancel) before its cluster changes.
+        if let Some(jid) = job_id.clone() {
+            let stopped =
+                stop_before_change(d, ctx, &flink, &jid, &upgrade_mode, &name, &ns).await?;
+            restore = stopped.clone().flatten();
+            if stopped.is_some() {
+                let state = if restore.is_some() {
+                    "FINISHED"
+                } else {
+                    "CANCELED"
+                };
+                patch_status(
+                    d,
+                    ctx,
+                    api,
+                    &mut st,
+                    json!({"jobStatus": {"upgradeSavepointPath": restore, "state": state}}),
+                )
+                .await?;
+                let how = restore
+                    .as_deref()
+                    .map(|p| format!(" with savepoint {p}"))
+                    .unwrap_or_else(|| " (cancelled)".into());
+                ctx.event(d, false, "JobStopped", format!("job {jid} stopped{how}"))
+                    .await;
+            } else if upgrade {
+                // Nothing ran: the new job starts without state.
+                restore = None;
+            }
         }
     }
-    if app && want_running && (job_id.is_none() || lifecycle.as_deref() == Some("SUSPENDED")) {
-        // A first start, or a resume: the next deterministic id, persisted
-        // before the JobManager that runs it exists.
+    if app && want_running && (job_id.is_none() || suspended || upgrade) {
+        // A first start, a resume or an upgrade: the next deterministic id,
+        // persisted before the JobManager that runs it exists.
         let next = job_id::next(&uid, job_id.as_deref());
         if job_id.is_none() {
             restore = job.and_then(|j| j.initial_savepoint_path.clone());
         }
-        patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": Lifecycle::Deployed.as_str()})).await?;
+        let state = if upgrade {
+            Lifecycle::Upgrading
+        } else {
+            Lifecycle::Deployed
+        };
+        patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": state.as_str()})).await?;
         job_id = Some(next);
     }
 
@@ -187,18 +208,26 @@ async fn apply(
         }
     };
     let objects = resources::cluster_objects(d, &conf, replicas);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    apply_object::<ConfigMap>(ctx, &ns, &objects.config_map, &params).await?;
-    apply_object::<Service>(ctx, &ns, &objects.rpc_service, &params).await?;
-    apply_object::<Service>(ctx, &ns, &objects.rest_service, &params).await?;
-    apply_object::<Deployment>(ctx, &ns, &objects.jobmanager, &params).await?;
-    if let Some(tm) = &objects.taskmanager {
-        apply_object::<Deployment>(ctx, &ns, tm, &params).await?;
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut jm_deployment = deployments.get_opt(&name).await?;
+    let hash = objects.hash();
+    // Unchanged objects are not re-applied; a deleted JobManager Deployment
+    // (its watch triggers this reconcile) is.
+    if !(jm_deployment.is_some() && ctx.already_applied(&uid, &hash)) {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        apply_object::<ConfigMap>(ctx, &ns, &objects.config_map, &params).await?;
+        apply_object::<Service>(ctx, &ns, &objects.rpc_service, &params).await?;
+        apply_object::<Service>(ctx, &ns, &objects.rest_service, &params).await?;
+        apply_object::<Deployment>(ctx, &ns, &objects.jobmanager, &params).await?;
+        if let Some(tm) = &objects.taskmanager {
+            apply_object::<Deployment>(ctx, &ns, tm, &params).await?;
+        }
+        ctx.record_applied(&uid, Some(hash));
+        jm_deployment = deployments.get_opt(&name).await?;
     }
 
     // Observe what came of it.
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let jm_deploy_status = deployments.get_opt(&name).await?.and_then(|dep| dep.status);
+    let jm_deploy_status = jm_deployment.and_then(|dep| dep.status);
     let available = jm_deploy_status
         .as_ref()
         .and_then(|s| s.available_replicas)
@@ -226,7 +255,6 @@ async fn apply(
             "replicas": replicas.taskmanager,
         },
     });
-    let spec_json = serde_json::to_value(&d.spec).unwrap_or(Value::Null);
     if !want_running {
         patch["jobManagerDeploymentStatus"] = json!("MISSING");
         patch["lifecycleState"] = json!(Lifecycle::Suspended.as_str());
@@ -280,7 +308,56 @@ async fn apply(
     }
     patch_status(d, ctx, api, &mut st, patch).await?;
     ctx.succeeded(&uid);
-    Ok(Action::requeue(if stable { STEADY } else { SOON }))
+    // Pods becoming available trigger a reconcile through the Deployment
+    // watch; the requeue is a safety net. A JobManager that is up but not
+    // answering yet is polled sooner.
+    Ok(Action::requeue(match jm_status {
+        _ if stable => STEADY,
+        "DEPLOYED_NOT_READY" => SOON,
+        _ => WAITING,
+    }))
+}
+
+/// Stops a running application job before its cluster is scaled down or
+/// rolled: `Some(savepoint path or None when cancelled)`, or `None` when no
+/// job ran. A JobManager that is up but does not answer is an error (retried)
+/// unless the job is stateless: scaling it away would lose its state.
+#[allow(clippy::too_many_arguments)]
+async fn stop_before_change(
+    d: &FlinkDeployment,
+    ctx: &Context,
+    flink: &crate::collector::flink_rest::FlinkRestClient,
+    jid: &str,
+    upgrade_mode: &str,
+    name: &str,
+    ns: &str,
+) -> Result<Option<Option<String>>, ReconcileError> {
+    match flink.job_state(jid).await {
+        Ok(Some(j)) if !j.is_terminal() => {
+            let conf = effective_config(d, ctx, None, None);
+            let dir = SAVEPOINT_DIR_KEYS
+                .iter()
+                .find_map(|k| conf.get(*k).cloned());
+            let path = stop_application(flink, jid, upgrade_mode, dir.as_deref(), ctx).await?;
+            Ok(Some(path))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => {
+            let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+            let running = deployments
+                .get_opt(name)
+                .await?
+                .and_then(|dep| dep.status)
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0)
+                > 0;
+            if running && upgrade_mode != "stateless" {
+                Err(e.into())
+            } else {
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Stops an application job by upgrade mode; the savepoint path, if any.
@@ -409,6 +486,7 @@ async fn cleanup(d: &FlinkDeployment, ctx: &Context) -> Result<Action, Reconcile
     delete_owned::<Service>(ctx, &ns, &resources::rest_service_name(&name), &uid).await?;
     delete_owned::<Service>(ctx, &ns, &name, &uid).await?;
     delete_owned::<ConfigMap>(ctx, &ns, &resources::config_map_name(&name), &uid).await?;
+    ctx.record_applied(&uid, None);
     ctx.event(
         d,
         false,

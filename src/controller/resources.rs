@@ -22,6 +22,15 @@ pub const CONF_DIR: &str = "/opt/flink/conf";
 pub const TM_TEMPLATE_FILE: &str = "taskmanager-pod-template.yaml";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flinkgate");
 
+/// Pod template annotation holding a hash of the configuration.
+pub const CONFIG_HASH_ANNOTATION: &str = "flinkgate.io/config-hash";
+
+fn hash_of(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn config_map_name(name: &str) -> String {
     format!("flink-config-{name}")
 }
@@ -41,6 +50,19 @@ pub struct ClusterObjects {
     pub rpc_service: Value,
     /// Standalone mode only; native Flink creates TaskManager pods itself.
     pub taskmanager: Option<Value>,
+}
+
+impl ClusterObjects {
+    /// A hash of everything to apply: equal hashes, nothing to do.
+    pub fn hash(&self) -> String {
+        hash_of(&json!([
+            self.config_map,
+            self.jobmanager,
+            self.rest_service,
+            self.rpc_service,
+            self.taskmanager
+        ]))
+    }
 }
 
 /// Replica counts the lifecycle decides (0 while suspended).
@@ -155,6 +177,14 @@ pub fn cluster_objects(
         jm_spec.and_then(|j| j.resources.as_ref()),
         jm_args,
     );
+    // Pods read the configuration once, at start: a changed configuration
+    // (a new job id, a resume, a spec change) must roll them.
+    let config_hash = hash_of(&config_map["data"]);
+    let with_hash = |mut pod: Value| {
+        pod["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] = json!(config_hash);
+        pod
+    };
+    let jm_pod = with_hash(jm_pod);
     let jobmanager = deployment(d, &name, "jobmanager", replicas.jobmanager, jm_pod);
 
     let taskmanager = is_standalone(d).then(|| {
@@ -171,7 +201,7 @@ pub fn cluster_objects(
             &taskmanager_name(&name),
             "taskmanager",
             replicas.taskmanager,
-            tm_pod,
+            with_hash(tm_pod),
         )
     });
 
@@ -471,6 +501,32 @@ mod tests {
             o.jobmanager["spec"]["template"]["spec"]["containers"][0]["args"][0],
             "jobmanager"
         );
+    }
+
+    #[test]
+    fn a_configuration_change_rolls_the_pods() {
+        let d = deployment_of(json!({"mode": "standalone", "job": {"jarURI": "local:///a.jar"}}));
+        let hash = |job_id: &str| {
+            let conf = flink_config::effective(&d, &BTreeMap::new(), Some(job_id), None);
+            let o = cluster_objects(
+                &d,
+                &conf,
+                Replicas {
+                    jobmanager: 1,
+                    taskmanager: 1,
+                },
+            );
+            let jm = o.jobmanager["spec"]["template"]["metadata"]["annotations"]
+                [CONFIG_HASH_ANNOTATION]
+                .clone();
+            let tm = o.taskmanager.map(|t| {
+                t["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION].clone()
+            });
+            assert_eq!(Some(jm.clone()), tm, "both roles carry the same hash");
+            jm
+        };
+        assert_eq!(hash("a"), hash("a"), "stable for the same configuration");
+        assert_ne!(hash("a"), hash("b"), "changes with it");
     }
 
     #[test]

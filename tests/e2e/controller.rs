@@ -444,8 +444,49 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "still running"
     );
 
+    // 6. restartNonce: an upgrade along the same path (savepoint, next id).
+    let restarted = format!(
+        "{}  restartNonce: 1\n",
+        session_job("topspeed", jar_url, "running", Some(7))
+    );
+    c.must(&["apply", "-f", "-"], Some(&restarted));
+    let third = flinkgate::controller::job_id::job_id(&job_uid, 3);
+    wait(
+        "the restarted job is RUNNING",
+        Duration::from_secs(90),
+        || {
+            let s = status(c, "flinksessionjob", "topspeed");
+            str_at(&s, "/jobStatus/jobId") == third
+                && str_at(&s, "/jobStatus/state") == "RUNNING"
+                && str_at(&s, "/lifecycleState") == "STABLE"
+        },
+    );
+    let upgrade_savepoint = str_at(
+        &status(c, "flinksessionjob", "topspeed"),
+        "/jobStatus/upgradeSavepointPath",
+    )
+    .to_string();
+    assert_ne!(
+        upgrade_savepoint, savepoint,
+        "a fresh savepoint for the restart"
+    );
+    let restored = flink_get(rest, &format!("/jobs/{third}/checkpoints")).and_then(|v| {
+        v.pointer("/latest/restored/external_path")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    assert_eq!(restored.as_deref(), Some(upgrade_savepoint.as_str()));
+    assert_eq!(flink_job_state(rest, &second).as_deref(), Some("FINISHED"));
+    let second = third;
+
     let reasons = events(c, "topspeed");
-    for r in ["Submitted", "SavepointCompleted", "Suspended", "Stable"] {
+    for r in [
+        "Submitted",
+        "SavepointCompleted",
+        "Suspended",
+        "Stable",
+        "SpecChanged",
+    ] {
         assert!(reasons.contains(r), "Event {r} among: {reasons}");
     }
 
@@ -707,4 +748,174 @@ pub fn controller_crash_mid_submission_converges(
     // The replacement is the flinkgate `down` must stop.
     let _ = replacement.try_wait();
     c.restarted = Some(replacement);
+}
+
+fn application_deployment(name: &str, state: &str, region: &str) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  serviceAccount: flink
+  podTemplate:
+    metadata:
+      labels: {{team: orders}}
+  jobManager:
+    resource: {{memory: 2048m, cpu: 1}}
+    podTemplate:
+      spec:
+        containers:
+          - name: flink-main-container
+            env: [{{name: ROLE, value: jobmanager}}]
+  taskManager:
+    resource: {{memory: 2048m, cpu: 1}}
+  job:
+    jarURI: local:///opt/flink/usrlib/orders.jar
+    entryClass: com.example.Orders
+    args: ["--region", "{region}"]
+    parallelism: 3
+    upgradeMode: stateless
+    state: {state}
+"#
+    )
+}
+
+/// An application cluster: its objects carry the job (deterministic id,
+/// entry class, args), the merged pod templates and the policy defaults;
+/// suspend scales it to zero, resume brings it back under the next job id.
+/// (Its JobManager has no REST endpoint here, so it stays DEPLOYED.)
+pub fn application_cluster_objects_suspend_resume(c: &mut Cluster) {
+    let name = "orders";
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application_deployment(name, "running", "eu")),
+    );
+    let fd_uid = uid(c, "flinkdeployment", name);
+    let config = || {
+        c.must(
+            &[
+                "get",
+                "configmap",
+                "-n",
+                NAMESPACE,
+                &format!("flink-config-{name}"),
+                "-o",
+                "jsonpath={.data.config\\.yaml}",
+            ],
+            None,
+        )
+    };
+    wait(
+        "the application cluster's objects exist",
+        Duration::from_secs(30),
+        || !gone(c, "configmap", &format!("flink-config-{name}")) && !gone(c, "deployment", name),
+    );
+    let first = flinkgate::controller::job_id::job_id(&fd_uid, 1);
+    let conf = config();
+    for line in [
+        format!("$internal.pipeline.job-id: \"{first}\""),
+        "$internal.application.main: \"com.example.Orders\"".to_string(),
+        "$internal.application.program-args: \"--region;eu\"".to_string(),
+        "execution.target: \"kubernetes-application\"".to_string(),
+        "parallelism.default: \"3\"".to_string(),
+        "restart-strategy.type: \"exponential-delay\"".to_string(),
+    ] {
+        assert!(conf.contains(&line), "config.yaml has {line}:\n{conf}");
+    }
+    let jm = c.get_json("deployment", NAMESPACE, name);
+    let pod = &jm["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["labels"]["team"], "orders",
+        "common pod template"
+    );
+    let main = &pod["spec"]["containers"][0];
+    assert_eq!(main["name"], "flink-main-container");
+    assert!(main["args"].to_string().contains("kubernetes-application"));
+    assert!(
+        main["env"].to_string().contains("ROLE"),
+        "JobManager pod template merged"
+    );
+    wait(
+        "the application cluster is DEPLOYED",
+        Duration::from_secs(60),
+        || str_at(&status(c, "flinkdeployment", name), "/lifecycleState") == "DEPLOYED",
+    );
+
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application_deployment(name, "suspended", "eu")),
+    );
+    wait("suspended: scaled to zero", Duration::from_secs(60), || {
+        let s = status(c, "flinkdeployment", name);
+        str_at(&s, "/lifecycleState") == "SUSPENDED"
+            && c.get_json("deployment", NAMESPACE, name)["spec"]["replicas"] == 0
+    });
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application_deployment(name, "running", "eu")),
+    );
+    let second = flinkgate::controller::job_id::job_id(&fd_uid, 2);
+    wait(
+        "resumed under the next job id",
+        Duration::from_secs(60),
+        || {
+            c.get_json("deployment", NAMESPACE, name)["spec"]["replicas"] == 1
+                && config().contains(&format!("$internal.pipeline.job-id: \"{second}\""))
+        },
+    );
+    // A spec change upgrades: the next id, and the JobManager rolls.
+    let hash = |c: &Cluster| {
+        c.get_json("deployment", NAMESPACE, name)["spec"]["template"]["metadata"]["annotations"]
+            ["flinkgate.io/config-hash"]
+            .clone()
+    };
+    let before = hash(c);
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application_deployment(name, "running", "us")),
+    );
+    let third = flinkgate::controller::job_id::job_id(&fd_uid, 3);
+    wait(
+        "upgraded under the next job id",
+        Duration::from_secs(60),
+        || {
+            let conf = config();
+            conf.contains(&format!("$internal.pipeline.job-id: \"{third}\""))
+                && conf.contains("--region;us")
+        },
+    );
+    assert_ne!(
+        hash(c),
+        before,
+        "the JobManager pods roll with the configuration"
+    );
+    assert!(
+        events(c, name).contains("Upgrading"),
+        "an Upgrading Event: {}",
+        events(c, name)
+    );
+    c.must(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            name,
+            "--wait=false",
+        ],
+        None,
+    );
+    wait(
+        "the application cluster and its objects are gone",
+        Duration::from_secs(60),
+        || {
+            gone(c, "flinkdeployment", name)
+                && gone(c, "deployment", name)
+                && gone(c, "configmap", &format!("flink-config-{name}"))
+        },
+    );
 }

@@ -1053,6 +1053,10 @@ fn main() {
             },
         ),
         (
+            "controller: application cluster objects, suspend to zero, resume under the next job id",
+            |c| controller::application_cluster_objects_suspend_resume(c),
+        ),
+        (
             "with no data, placement is what kube-scheduler does without the extender",
             |c| no_data::placement_without_data_is_kube_schedulers(c),
         ),
