@@ -187,6 +187,9 @@ pub struct ServeArgs {
     /// reconcile is retried.
     #[arg(long, env = "FLINKGATE_SAVEPOINT_TIMEOUT", default_value_t = 300.0)]
     pub savepoint_timeout: f64,
+    /// Reconciles in flight at once, per resource kind.
+    #[arg(long, env = "FLINKGATE_CONTROLLER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub controller_concurrency: u16,
     /// Test-only crash point of the controller (proves crash recovery).
     #[arg(long, hide = true, value_enum)]
     pub fault: Option<crate::controller::context::Fault>,

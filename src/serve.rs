@@ -124,6 +124,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 savepoint_timeout: Duration::from_secs_f64(args.savepoint_timeout.max(1.0)),
                 identity: identity.clone(),
                 fault: args.fault,
+                concurrency: args.controller_concurrency,
             },
         )?;
         tokio::spawn(crate::controller::run(

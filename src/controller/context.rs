@@ -80,6 +80,8 @@ pub struct ControllerConfig {
     pub savepoint_timeout: Duration,
     pub identity: String,
     pub fault: Option<Fault>,
+    /// Reconciles in flight per kind and namespace scope.
+    pub concurrency: u16,
 }
 
 pub struct Context {
@@ -97,6 +99,8 @@ pub struct Context {
     /// empty and re-applies everything once).
     applied: Mutex<HashMap<String, String>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Polls so far of a JobManager that is up but not answering, per uid.
+    not_ready: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -136,6 +140,7 @@ impl Context {
                 .map_err(|e| ReconcileError::Invalid(format!("Flink REST client: {e}")))?,
             applied: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            not_ready: Mutex::new(HashMap::new()),
         })
     }
 
@@ -240,6 +245,21 @@ impl Context {
         *n = n.saturating_add(1);
         let secs = 2u64.saturating_pow((*n).min(9)).min(300);
         Duration::from_secs(secs)
+    }
+
+    /// Next poll of a JobManager that is up but not answering yet: 5 s,
+    /// doubling to 60 s, so a cluster stuck there costs little.
+    pub fn not_ready_delay(&self, key: &str) -> Duration {
+        let mut m = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(key.to_owned()).or_insert(0);
+        let secs = (5u64 << (*n).min(4)).min(60);
+        *n = n.saturating_add(1);
+        Duration::from_secs(secs)
+    }
+
+    pub fn ready(&self, key: &str) {
+        let mut m = self.not_ready.lock().unwrap_or_else(|p| p.into_inner());
+        m.remove(key);
     }
 
     pub fn succeeded(&self, key: &str) {

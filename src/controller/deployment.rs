@@ -27,7 +27,6 @@ use super::status::{self, Lifecycle};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::FlinkDeployment;
 
-const SOON: Duration = Duration::from_secs(5);
 const STEADY: Duration = Duration::from_secs(60);
 const WAITING: Duration = Duration::from_secs(30);
 
@@ -311,9 +310,12 @@ async fn apply(
     // Pods becoming available trigger a reconcile through the Deployment
     // watch; the requeue is a safety net. A JobManager that is up but not
     // answering yet is polled sooner.
+    if jm_status != "DEPLOYED_NOT_READY" {
+        ctx.ready(&uid);
+    }
     Ok(Action::requeue(match jm_status {
         _ if stable => STEADY,
-        "DEPLOYED_NOT_READY" => SOON,
+        "DEPLOYED_NOT_READY" => ctx.not_ready_delay(&uid),
         _ => WAITING,
     }))
 }
@@ -487,6 +489,8 @@ async fn cleanup(d: &FlinkDeployment, ctx: &Context) -> Result<Action, Reconcile
     delete_owned::<Service>(ctx, &ns, &name, &uid).await?;
     delete_owned::<ConfigMap>(ctx, &ns, &resources::config_map_name(&name), &uid).await?;
     ctx.record_applied(&uid, None);
+    ctx.ready(&uid);
+    ctx.succeeded(&uid);
     ctx.event(
         d,
         false,

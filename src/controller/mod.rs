@@ -59,6 +59,7 @@ async fn controllers(ctx: Arc<Context>) {
     for api in apis::<FlinkDeployment>(&ctx) {
         let owned = owned_api::<Deployment>(&ctx, &api);
         let c = Controller::new(api, watcher::Config::default())
+            .with_config(runtime_config(&ctx))
             .owns(
                 owned,
                 watcher::Config::default().labels("app.kubernetes.io/managed-by=flinkgate"),
@@ -80,6 +81,7 @@ async fn controllers(ctx: Arc<Context>) {
     }
     for api in apis::<FlinkSessionJob>(&ctx) {
         let c = Controller::new(api, watcher::Config::default())
+            .with_config(runtime_config(&ctx))
             .run(
                 |j, ctx| {
                     timed(
@@ -96,6 +98,14 @@ async fn controllers(ctx: Arc<Context>) {
         runs.push(c);
     }
     stream::select_all(runs).for_each(|_| async {}).await;
+}
+
+/// Bounded parallelism: a burst of thousands of objects must not become
+/// thousands of simultaneous API calls and DNS lookups.
+fn runtime_config(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default()
+        .concurrency(ctx.config.concurrency)
+        .debounce(std::time::Duration::from_millis(200))
 }
 
 /// One Api per watched namespace, or one for all.
