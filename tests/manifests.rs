@@ -55,6 +55,15 @@ fn kubectl() -> Option<String> {
         })
 }
 
+const FLINKGATE_KINDS: &[&str] = &[
+    "kind: CustomResourceDefinition",
+    "kind: Deployment",
+    "kind: ValidatingWebhookConfiguration",
+    "kind: MutatingWebhookConfiguration",
+    "kind: ConfigMap",
+];
+const FLINK_RBAC_KINDS: &[&str] = &["kind: ServiceAccount", "kind: Role", "kind: RoleBinding"];
+
 #[test]
 fn kustomize_renders_cleanly() {
     let Some(kubectl) = kubectl() else {
@@ -65,7 +74,11 @@ fn kustomize_renders_cleanly() {
         eprintln!("SKIP: no kubectl on this machine (run deploy/local/build)");
         return;
     };
-    for dir in ["deploy", "deploy/cert-manager", "deploy/flink-rbac"] {
+    for (dir, kinds) in [
+        ("deploy", FLINKGATE_KINDS),
+        ("deploy/cert-manager", FLINKGATE_KINDS),
+        ("deploy/flink-rbac", FLINK_RBAC_KINDS),
+    ] {
         let out = Command::new(&kubectl)
             .args(["kustomize", repo(dir).to_str().unwrap()])
             .output()
@@ -76,13 +89,7 @@ fn kustomize_renders_cleanly() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
-        for kind in [
-            "kind: CustomResourceDefinition",
-            "kind: Deployment",
-            "kind: ValidatingWebhookConfiguration",
-            "kind: MutatingWebhookConfiguration",
-            "kind: ConfigMap",
-        ] {
+        for kind in kinds {
             assert!(text.contains(kind), "{dir} renders no {kind}");
         }
     }
