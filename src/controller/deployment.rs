@@ -375,23 +375,18 @@ async fn stop_application(
         return Ok(None);
     }
     let trigger = flink.stop_with_savepoint(jid, dir).await?;
-    let deadline = std::time::Instant::now() + ctx.config.savepoint_timeout;
-    loop {
-        match flink.savepoint_progress(jid, &trigger).await? {
-            SavepointProgress::Completed { location } => return Ok(Some(location)),
-            SavepointProgress::Failed { cause } => {
-                return Err(ReconcileError::Savepoint {
-                    job_id: jid.into(),
-                    cause,
-                });
-            }
-            SavepointProgress::InProgress if std::time::Instant::now() > deadline => {
-                return Err(ReconcileError::Savepoint {
-                    job_id: jid.into(),
-                    cause: "still in progress at the timeout".into(),
-                });
-            }
-            SavepointProgress::InProgress => tokio::time::sleep(Duration::from_millis(500)).await,
+    let savepoint_error = |cause: String| ReconcileError::Savepoint {
+        job_id: jid.into(),
+        cause,
+    };
+    match flink
+        .await_savepoint(jid, &trigger, ctx.config.savepoint_timeout)
+        .await?
+    {
+        SavepointProgress::Completed { location } => Ok(Some(location)),
+        SavepointProgress::Failed { cause } => Err(savepoint_error(cause)),
+        SavepointProgress::InProgress => {
+            Err(savepoint_error("still in progress at the timeout".into()))
         }
     }
 }

@@ -216,6 +216,47 @@ impl FlinkRestClient {
     }
 }
 
+/// How often the waits below look again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(400);
+
+impl FlinkRestClient {
+    /// Polls a savepoint trigger until it completes or fails; `InProgress`
+    /// when `timeout` passes first.
+    pub async fn await_savepoint(
+        &self,
+        jid: &str,
+        trigger: &str,
+        timeout: std::time::Duration,
+    ) -> Result<SavepointProgress, FlinkRestError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let progress = self.savepoint_progress(jid, trigger).await?;
+            if progress != SavepointProgress::InProgress || std::time::Instant::now() > deadline {
+                return Ok(progress);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the job is FINISHED, CANCELED or FAILED (or unknown);
+    /// `false` when `timeout` passes first.
+    pub async fn await_terminal(
+        &self,
+        jid: &str,
+        timeout: std::time::Duration,
+    ) -> Result<bool, FlinkRestError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.job_state(jid).await? {
+                None => return Ok(true),
+                Some(j) if j.is_terminal() => return Ok(true),
+                Some(_) if std::time::Instant::now() > deadline => return Ok(false),
+                Some(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+}
+
 fn progress_of(s: OperationStatus) -> SavepointProgress {
     if s.status.id != "COMPLETED" {
         return SavepointProgress::InProgress;

@@ -8,7 +8,7 @@
 //! Savepoint triggers are persisted the same way before they are awaited.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -438,36 +438,34 @@ async fn finish_pending_savepoint(
         .and_then(Value::as_str)
         .unwrap_or("MANUAL")
         .to_owned();
-    let deadline = Instant::now() + job.ctx.config.savepoint_timeout;
-    let location = loop {
-        match flink.savepoint_progress(&jid, trigger).await {
-            Ok(SavepointProgress::Completed { location }) => break location,
-            Ok(SavepointProgress::Failed { cause }) => {
-                job.patch_status(
-                    json!({"jobStatus": {"savepointInfo": {"triggerId": null}}, "error": cause}),
-                )
-                .await?;
-                return Err(ReconcileError::Savepoint { job_id: jid, cause });
-            }
-            Ok(SavepointProgress::InProgress) => {}
-            // A JobManager that restarted forgot the trigger: give up on it.
-            Err(e) if e.is_not_found() => {
-                job.patch_status(json!({"jobStatus": {"savepointInfo": {"triggerId": null}}}))
-                    .await?;
-                return Err(ReconcileError::Savepoint {
-                    job_id: jid,
-                    cause: format!("the JobManager no longer knows savepoint trigger {trigger}"),
-                });
-            }
-            Err(e) => return Err(e.into()),
+    let cleared = json!({"jobStatus": {"savepointInfo": {"triggerId": null}}});
+    let location = match flink
+        .await_savepoint(&jid, trigger, job.ctx.config.savepoint_timeout)
+        .await
+    {
+        Ok(SavepointProgress::Completed { location }) => location,
+        Ok(SavepointProgress::Failed { cause }) => {
+            let mut patch = cleared;
+            patch["error"] = json!(cause);
+            job.patch_status(patch).await?;
+            return Err(ReconcileError::Savepoint { job_id: jid, cause });
         }
-        if Instant::now() > deadline {
+        // The trigger stays in status: the next reconcile waits on.
+        Ok(SavepointProgress::InProgress) => {
             return Err(ReconcileError::Savepoint {
                 job_id: jid,
                 cause: "still in progress at the timeout; will look again".into(),
             });
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // A JobManager that restarted forgot the trigger: give up on it.
+        Err(e) if e.is_not_found() => {
+            job.patch_status(cleared).await?;
+            return Err(ReconcileError::Savepoint {
+                job_id: jid,
+                cause: format!("the JobManager no longer knows savepoint trigger {trigger}"),
+            });
+        }
+        Err(e) => return Err(e.into()),
     };
     let now = status::now_millis();
     let mut last = json!({"location": location, "timeStamp": now, "triggerType": kind,
@@ -524,18 +522,12 @@ async fn wait_terminal(
     jid: &str,
     timeout: Duration,
 ) -> Result<(), ReconcileError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match flink.job_state(jid).await? {
-            None => return Ok(()),
-            Some(j) if j.is_terminal() => return Ok(()),
-            Some(_) if Instant::now() > deadline => {
-                return Err(ReconcileError::Invalid(format!(
-                    "job {jid} did not stop within {timeout:?}"
-                )));
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
+    if flink.await_terminal(jid, timeout).await? {
+        Ok(())
+    } else {
+        Err(ReconcileError::Invalid(format!(
+            "job {jid} did not stop within {timeout:?}"
+        )))
     }
 }
 
