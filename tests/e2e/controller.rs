@@ -701,6 +701,87 @@ pub fn controller_crash_mid_submission_converges(
         expected
     );
 
+    // The other crash point: the job id is persisted, then the leader dies
+    // before Flink is asked. Its successor submits under that same id.
+    let _ = replacement.kill();
+    let _ = replacement.wait();
+    let mut early_args = args.clone();
+    early_args.extend(["--fault", "exit-before-submit"]);
+    let mut faulty_early = c.spawn_flinkgate(
+        "flinkgate-faulty-early",
+        &format!("127.0.0.1:{main_port}"),
+        &early_args,
+        &[("POD_NAME", "faulty-early")],
+    );
+    wait(
+        "the second faulty replica leads",
+        Duration::from_secs(30),
+        || metric(main_port, "flinkgate_leader") == Some(1.0),
+    );
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job("crashy-early", jar_url, "running", None)),
+    );
+    let early_uid = uid(c, "flinksessionjob", "crashy-early");
+    let early_id = flinkgate::controller::job_id::job_id(&early_uid, 1);
+    let exited = (0..600).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        faulty_early.try_wait().ok().flatten()
+    });
+    assert_eq!(
+        exited.and_then(|s| s.code()),
+        Some(86),
+        "crashed before submitting"
+    );
+    assert_eq!(
+        str_at(
+            &status(c, "flinksessionjob", "crashy-early"),
+            "/jobStatus/jobId"
+        ),
+        early_id,
+        "the id was persisted first"
+    );
+    assert_eq!(flink_job_state(rest, &early_id), None, "Flink never saw it");
+    let mut replacement = c.spawn_flinkgate(
+        "flinkgate-replacement-2",
+        &format!("127.0.0.1:{main_port}"),
+        &args,
+        &[("POD_NAME", "replacement-2")],
+    );
+    wait(
+        "the successor submits under the persisted id",
+        Duration::from_secs(60),
+        || {
+            let s = status(c, "flinksessionjob", "crashy-early");
+            str_at(&s, "/jobStatus/state") == "RUNNING"
+                && str_at(&s, "/jobStatus/jobId") == early_id
+        },
+    );
+    let overview = flink_get(rest, "/jobs/overview").unwrap_or_default();
+    let early_copies = overview["jobs"]
+        .as_array()
+        .map(|j| {
+            j.iter()
+                .filter(|j| str_at(j, "/jid").starts_with(&early_id[..16]))
+                .count()
+        })
+        .unwrap_or_default();
+    assert_eq!(early_copies, 1, "exactly one job: {overview}");
+    c.must(
+        &[
+            "delete",
+            "flinksessionjob",
+            "-n",
+            NAMESPACE,
+            "crashy-early",
+            "--wait=false",
+        ],
+        None,
+    );
+    wait("crashy-early is deleted", Duration::from_secs(60), || {
+        gone(c, "flinksessionjob", "crashy-early")
+    });
+
     // Deleting the session job and then the cluster removes everything.
     c.must(
         &[
@@ -745,6 +826,7 @@ pub fn controller_crash_mid_submission_converges(
         );
     }
     let _ = faulty.wait();
+    let _ = faulty_early.wait();
     // The replacement is the flinkgate `down` must stop.
     let _ = replacement.try_wait();
     c.restarted = Some(replacement);

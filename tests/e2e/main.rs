@@ -1069,7 +1069,7 @@ fn main() {
             killed_flinkgate_refuses_then_recovers,
         ),
         (
-            "controller: standby idle, failover, crash mid-submission converges on one job, delete removes all",
+            "controller: standby idle, failover, a crash before or after submitting converges on one job, delete removes all",
             |c| {
                 let flink = REAL_FLINK.get().expect("real Flink");
                 let jar = JAR_SERVER.get().expect("jar server");
