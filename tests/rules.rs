@@ -880,3 +880,49 @@ fn multi_document_yaml_is_split() {
     assert!(documents("- not\n- an object\n").is_err());
     assert!(documents("a: [").is_err());
 }
+
+#[test]
+fn updates_that_leave_the_spec_alone_are_admitted_even_when_it_violates_the_policy() {
+    use flinkgate::admission::decide::{Endpoint, Source, Subject, Target, evaluate};
+    let p = Policy::builtin();
+    // Stored before the policy forbade it: parallelism over the limit.
+    let mut old = valid_deployment();
+    set(&mut old, "/spec/job/parallelism", json!(100_000));
+    let subject = Subject {
+        target: Target::FlinkDeployment,
+        operation: &Operation::Update,
+        namespace: "team-a",
+        name: "basic",
+    };
+    let run = |endpoint, new: &Value| {
+        evaluate(
+            endpoint,
+            p.rules_for(Some("team-a")),
+            &subject,
+            Source::Json(new),
+            Some(Source::Raw(&old.to_string())),
+        )
+    };
+    // A controller adds (or removes) its finalizer: same spec.
+    let mut finalized = old.clone();
+    set(
+        &mut finalized,
+        "/metadata/finalizers",
+        json!(["flinkgate.io/finalizer"]),
+    );
+    assert!(run(Endpoint::Validate, &finalized).violations.is_empty());
+    assert!(
+        run(Endpoint::Mutate, &finalized).patch.is_none(),
+        "no defaults forced in"
+    );
+    // An edit of the spec is checked as always.
+    let mut edited = old.clone();
+    set(&mut edited, "/spec/job/parallelism", json!(100_001));
+    assert!(
+        run(Endpoint::Validate, &edited)
+            .violations
+            .iter()
+            .any(|v| v.path.contains("parallelism")),
+        "a spec edit is validated"
+    );
+}

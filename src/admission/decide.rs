@@ -268,6 +268,12 @@ fn evaluate_inner(
         namespace: s.namespace,
     };
     let mut out = Outcome::default();
+    if spec_unchanged(s, obj, old) {
+        // A label, an annotation, a finalizer (a controller's bookkeeping):
+        // admitted as is, so a policy tightened later never blocks deleting
+        // an object or its controller's writes.
+        return Ok(out);
+    }
     match (s.target, endpoint) {
         (Target::Other, _) => {}
         (Target::FlinkDeployment, Endpoint::Validate) => {
@@ -304,6 +310,27 @@ fn evaluate_inner(
         }
     }
     Ok(out)
+}
+
+/// Whether an UPDATE of a Flink resource leaves its spec as it was.
+fn spec_unchanged(s: &Subject, obj: Source, old: Option<Source>) -> bool {
+    fn same<S: serde::de::DeserializeOwned + Default + PartialEq>(
+        obj: Source,
+        old: Source,
+    ) -> bool {
+        match (read_spec::<S>(obj, ""), read_spec::<S>(old, "oldObject.")) {
+            (Ok(new), Ok(old)) => new == old,
+            _ => false,
+        }
+    }
+    let (Operation::Update, Some(old)) = (s.operation, old) else {
+        return false;
+    };
+    match s.target {
+        Target::FlinkDeployment => same::<FlinkDeploymentSpec>(obj, old),
+        Target::FlinkSessionJob => same::<FlinkSessionJobSpec>(obj, old),
+        _ => false,
+    }
 }
 
 fn as_json(src: Source<'_>) -> Result<&Value, String> {
