@@ -477,12 +477,13 @@ fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
     );
 
     let listen = format!("127.0.0.1:{}", c.flinkgate_port());
-    let child = c.spawn_flinkgate(
-        "flinkgate-restarted",
-        &listen,
-        &["--reload-interval", "0.2"],
-        &[],
-    );
+    // Restarted as it was started (controller-side flags included).
+    let mut args: Vec<&str> = SERVE_ARGS
+        .get()
+        .map(|a| a.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    args.extend(["--reload-interval", "0.2"]);
+    let child = c.spawn_flinkgate("flinkgate-restarted", &listen, &args, &[]);
     c.restarted = Some(child);
     wait(
         "the restarted flinkgate is ready",
