@@ -926,3 +926,33 @@ fn updates_that_leave_the_spec_alone_are_admitted_even_when_it_violates_the_poli
         "a spec edit is validated"
     );
 }
+
+#[test]
+fn a_finalizer_update_through_the_webhook_path_gets_no_patch_and_no_denial() {
+    use flinkgate::admission::decide::{Endpoint, decide};
+    use flinkgate::admission::review::parse;
+    let p = Policy::builtin();
+    // Invalid under the policy (parallelism 0) and missing defaults.
+    let mut old = valid_deployment();
+    set(&mut old, "/spec/job/parallelism", json!(0));
+    remove(&mut old, "/spec/flinkConfiguration");
+    let mut new = old.clone();
+    set(&mut new, "/metadata/finalizers", json!(["flinkgate.io/finalizer"]));
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "flink.apache.org", "version": "v1beta1", "kind": "FlinkDeployment"},
+            "resource": {"group": "flink.apache.org", "version": "v1beta1", "resource": "flinkdeployments"},
+            "name": "basic", "namespace": "team-a", "operation": "UPDATE",
+            "userInfo": {"username": "flinkgate"},
+            "object": new, "oldObject": old
+        }
+    });
+    let req = parse(review.to_string().as_bytes()).expect("a valid review");
+    let mutate = decide(Endpoint::Mutate, &p, &req);
+    assert!(!mutate.patched, "no defaults forced into an unchanged spec");
+    let validate = decide(Endpoint::Validate, &p, &req);
+    assert_eq!(validate.violations, 0, "no denial for a finalizer");
+    assert!(validate.response.allowed);
+}

@@ -384,13 +384,11 @@ pub fn decide(endpoint: Endpoint, policy: &Policy, req: &Request) -> Decision {
         namespace: namespace.unwrap_or(""),
         name,
     };
+    let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
     let outcome = match endpoint {
-        Endpoint::Validate => {
-            let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
-            evaluate(endpoint, rules, &subject, Source::Raw(raw.get()), old)
-        }
+        Endpoint::Validate => evaluate(endpoint, rules, &subject, Source::Raw(raw.get()), old),
         Endpoint::Mutate => match mutation_view(raw.get()) {
-            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), None),
+            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), old),
             Err(e) => Outcome {
                 malformed: Some(format!("request.object is not valid JSON: {e}")),
                 ..Outcome::default()
