@@ -1084,11 +1084,12 @@ fn main() {
             },
         ),
     ];
-    // FLINKGATE_E2E_ONLY=WORD runs only the scenarios whose name contains WORD.
+    // FLINKGATE_E2E_ONLY=WORD[,WORD...] runs only the scenarios whose name
+    // contains one of the words.
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
     let scenarios: Vec<Scenario> = scenarios
         .into_iter()
-        .filter(|(name, _)| name.contains(only.as_str()))
+        .filter(|(name, _)| only.split(',').any(|w| name.contains(w)))
         .collect();
     let mut failed = Vec::new();
     for (name, scenario) in &scenarios {
