@@ -937,7 +937,11 @@ fn a_finalizer_update_through_the_webhook_path_gets_no_patch_and_no_denial() {
     set(&mut old, "/spec/job/parallelism", json!(0));
     remove(&mut old, "/spec/flinkConfiguration");
     let mut new = old.clone();
-    set(&mut new, "/metadata/finalizers", json!(["flinkgate.io/finalizer"]));
+    set(
+        &mut new,
+        "/metadata/finalizers",
+        json!(["flinkgate.io/finalizer"]),
+    );
     let review = json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
