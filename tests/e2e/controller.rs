@@ -553,6 +553,12 @@ pub fn controller_crash_mid_submission_converges(
     let args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
     let main_port: u16 = c.flinkgate_port().parse().unwrap();
 
+    // After an earlier scenario's restart the serving replica may still be
+    // waiting out a dead leader's lease: let it lead before a standby joins.
+    wait("the serving replica leads", Duration::from_secs(30), || {
+        metric(main_port, "flinkgate_leader") == Some(1.0)
+    });
+
     // The session cluster (left by the lifecycle scenario, or made here).
     let savepoints = c.dir.join("savepoints");
     std::fs::create_dir_all(&savepoints).unwrap();
@@ -560,11 +566,19 @@ pub fn controller_crash_mid_submission_converges(
         &["apply", "-f", "-"],
         Some(&session_deployment(&savepoints)),
     );
-    wait(
-        "the session cluster is STABLE",
-        Duration::from_secs(120),
-        || str_at(&status(c, "flinkdeployment", SESSION), "/lifecycleState") == "STABLE",
-    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while str_at(&status(c, "flinkdeployment", SESSION), "/lifecycleState") != "STABLE" {
+        if Instant::now() > deadline {
+            let (_, pods, _) = c.kubectl(&["get", "pods", "-n", NAMESPACE, "-o", "wide"], None);
+            let (_, events, _) = c.kubectl(&["get", "events", "-n", NAMESPACE], None);
+            panic!(
+                "the session cluster is not STABLE after 120 s\nstatus: {}\nJobManager: {}\npods:\n{pods}\nevents:\n{events}",
+                status(c, "flinkdeployment", SESSION),
+                status(c, "deployment", SESSION)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // A standby with a crash point after submissions.
     let standby_port = free_port();
@@ -578,11 +592,6 @@ pub fn controller_crash_mid_submission_converges(
     );
     wait("the standby serves", Duration::from_secs(20), || {
         metric(standby_port, "flinkgate_leader").is_some()
-    });
-    // After an earlier scenario's restart the serving replica may still be
-    // waiting out a dead leader's lease.
-    wait("the serving replica leads", Duration::from_secs(30), || {
-        metric(main_port, "flinkgate_leader") == Some(1.0)
     });
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(
