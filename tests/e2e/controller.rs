@@ -559,6 +559,21 @@ pub fn controller_crash_mid_submission_converges(
         metric(main_port, "flinkgate_leader") == Some(1.0)
     });
 
+    // Session jobs of earlier scenarios (one with an unreachable jar) would
+    // hit the crash points first.
+    c.must(
+        &[
+            "delete",
+            "flinksessionjobs",
+            "-n",
+            NAMESPACE,
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
+
     // The session cluster (left by the lifecycle scenario, or made here).
     let savepoints = c.dir.join("savepoints");
     std::fs::create_dir_all(&savepoints).unwrap();
