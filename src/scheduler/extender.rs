@@ -4,8 +4,6 @@
 //! back with the neutral score, so placement is then what kube-scheduler
 //! does without the extender. Nodes without data are neutral too.
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -16,7 +14,7 @@ use serde::Deserialize;
 
 use super::protocol::{
     Candidates, ExtenderArgs, FilterResult, HostPriority, NamedNode, NodeItem, NodeListOut,
-    NodeName, RawNode, write_host_priorities,
+    RawNode, write_host_priorities,
 };
 use super::score::{NEUTRAL_SCORE, filter_reason, priority};
 use super::scores::{ScoreTable, now_unix};
@@ -78,21 +76,38 @@ fn scheduling_rules(s: &AppState) -> SchedulingRules {
         .unwrap_or_default()
 }
 
-/// Why each candidate fails, if it does.
+/// The candidates that fail, by their index in `names`, with the reason.
 pub fn filter_nodes<S: AsRef<str>>(
     names: &[S],
     table: &ScoreTable,
     rules: &SchedulingRules,
     now: f64,
-) -> BTreeMap<String, String> {
+) -> Vec<(usize, String)> {
     names
         .iter()
         .map(AsRef::as_ref)
-        .filter_map(|n| {
+        .enumerate()
+        .filter_map(|(i, n)| {
             let score = table.nodes.get(n)?.decayed(now, rules)?;
-            filter_reason(n, &score, rules).map(|why| (n.to_string(), why))
+            filter_reason(n, &score, rules).map(|why| (i, why))
         })
         .collect()
+}
+
+/// One log line per call, not one per node: kube-scheduler calls filter for
+/// every pod, and the full set goes back in `FailedNodes` anyway.
+fn summary(failed: &[(usize, String)]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = failed
+        .iter()
+        .take(SHOWN)
+        .map(|(_, why)| why.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failed.len() > SHOWN {
+        text.push_str(&format!("; and {} more", failed.len() - SHOWN));
+    }
+    text
 }
 
 pub fn prioritize_nodes<'n, S: AsRef<str>>(
@@ -133,19 +148,28 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
             now_unix(),
         )
     } else {
-        BTreeMap::new()
+        Vec::new()
     };
-    for (node, why) in &failed {
-        tracing::info!(node, reason = %why, "filtered out");
+    let mut unfit = vec![false; names.len()];
+    for (i, why) in &failed {
+        unfit[*i] = true;
+        tracing::debug!(node = names[*i].as_str(), reason = %why, "filtered out");
     }
-    let kept = |n: &NodeName| !failed.contains_key(n.as_str());
+    if !failed.is_empty() {
+        tracing::info!(
+            filtered = failed.len(),
+            candidates = names.len(),
+            reasons = %summary(&failed),
+            "nodes filtered out"
+        );
+    }
     // Answer in the form asked; only nodes from the input come back.
     let (nodes, node_names, size) = match &candidates.nodes {
         Some(items) => {
             let items: Vec<&serde_json::value::RawValue> = items
                 .iter()
-                .zip(names)
-                .filter(|(_, n)| kept(n))
+                .zip(&unfit)
+                .filter(|(_, out)| !**out)
                 .map(|(raw, _)| *raw)
                 .collect();
             let size = items.iter().map(|r| r.get().len() + 1).sum::<usize>();
@@ -160,8 +184,9 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
         None => {
             let kept: Vec<&str> = names
                 .iter()
-                .filter(|n| kept(n))
-                .map(NodeName::as_str)
+                .zip(&unfit)
+                .filter(|(_, out)| !**out)
+                .map(|(n, _)| n.as_str())
                 .collect();
             let size = kept.iter().map(|n| n.len() + 3).sum::<usize>();
             (None, Some(kept), size)
@@ -170,7 +195,10 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
     let result = FilterResult {
         nodes,
         node_names,
-        failed_nodes: failed,
+        failed_nodes: failed
+            .into_iter()
+            .map(|(i, why)| (names[i].as_str().to_string(), why))
+            .collect(),
         ..FilterResult::default()
     };
     s.metrics
@@ -278,7 +306,20 @@ mod tests {
             .map(String::from)
             .to_vec();
         let failed = filter_nodes(&names, &table(), &SchedulingRules::default(), 100.0);
-        assert_eq!(failed.keys().collect::<Vec<_>>(), ["slow"]);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, 0);
+        assert!(failed[0].1.starts_with("node slow: "), "{}", failed[0].1);
+    }
+
+    #[test]
+    fn one_log_line_shows_the_first_reasons_and_counts_the_rest() {
+        let failed: Vec<(usize, String)> =
+            (0..5).map(|i| (i, format!("node n{i}: slow"))).collect();
+        assert_eq!(
+            summary(&failed),
+            "node n0: slow; node n1: slow; node n2: slow; and 2 more"
+        );
+        assert_eq!(summary(&failed[..1]), "node n0: slow");
     }
 
     #[test]
