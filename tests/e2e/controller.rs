@@ -645,18 +645,7 @@ pub fn controller_crash_mid_submission_converges(
         }
     }
     let killed = Instant::now();
-    let renewed = c.must(
-        &[
-            "get",
-            "lease",
-            "-n",
-            "flinkgate-system",
-            "flinkgate-leader",
-            "-o",
-            "jsonpath={.spec.renewTime}",
-        ],
-        None,
-    );
+    let renewed = super::lease_field(c, "renewTime");
     wait("the standby leads", Duration::from_secs(20), || {
         metric(standby_port, "flinkgate_leader") == Some(1.0)
     });

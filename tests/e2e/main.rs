@@ -414,7 +414,8 @@ fn multi_document_apply(c: &Cluster) {
     assert_eq!(job["metadata"]["labels"]["target.session"], "session");
 }
 
-fn lease_holder(c: &Cluster) -> String {
+/// A field of the leader Lease, e.g. `holderIdentity` or `renewTime`.
+fn lease_field(c: &Cluster, field: &str) -> String {
     c.must(
         &[
             "get",
@@ -423,10 +424,14 @@ fn lease_holder(c: &Cluster) -> String {
             "flinkgate-system",
             "flinkgate-leader",
             "-o",
-            "jsonpath={.spec.holderIdentity}",
+            &format!("jsonpath={{.spec.{field}}}"),
         ],
         None,
     )
+}
+
+fn lease_holder(c: &Cluster) -> String {
+    lease_field(c, "holderIdentity")
 }
 
 fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
