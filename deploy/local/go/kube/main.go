@@ -1,10 +1,11 @@
 // Command kube is a multi-call binary (in the spirit of the old hyperkube)
-// holding kube-apiserver, kube-scheduler, kube-controller-manager and kubectl
-// from one Kubernetes release, so that the linker runs once instead of four
+// holding kube-apiserver, kube-scheduler, kube-controller-manager, kubectl,
+// kubelet and kube-proxy from one Kubernetes release, so that the linker runs once instead of four
 // times. It is built by deploy/local/build for the local test control plane.
 //
 // The component is picked by the basename of argv[0] (symlinks named
-// kube-apiserver, kube-scheduler, kube-controller-manager, kubectl), or, when
+// kube-apiserver, kube-scheduler, kube-controller-manager, kubectl, kubelet,
+// kube-proxy), or, when
 // called as "kube", by the first argument: `kube kubectl get nodes`.
 package main
 
@@ -28,7 +29,9 @@ import (
 
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var commands = map[string]func() int{
@@ -40,6 +43,12 @@ var commands = map[string]func() int{
 	},
 	"kube-scheduler": func() int {
 		return cli.Run(scheduler.NewSchedulerCommand())
+	},
+	"kubelet": func() int {
+		return cli.Run(kubelet.NewKubeletCommand())
+	},
+	"kube-proxy": func() int {
+		return cli.Run(proxy.NewProxyCommand())
 	},
 	"kubectl": func() int {
 		command := kubectlcmd.NewDefaultKubectlCommand()
