@@ -165,6 +165,16 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub jobmanager_urls: Vec<crate::collector::JobManagerTarget>,
+    /// DNS server (IP:PORT, or IP for port 53) that resolves Kubernetes
+    /// Service names (`*.svc`, `*.svc.<cluster domain>`) for the controller
+    /// and collector, when flinkgate runs outside the cluster's pod network
+    /// but can route to it (the local cluster passes its CoreDNS). Other
+    /// names use the system resolver. Unset: the system resolver for all.
+    #[arg(long, env = "FLINKGATE_CLUSTER_DNS", value_parser = parse_dns_server)]
+    pub cluster_dns: Option<std::net::SocketAddr>,
+    /// The cluster domain Service names are completed with, for --cluster-dns.
+    #[arg(long, env = "FLINKGATE_CLUSTER_DOMAIN", default_value = crate::cluster_dns::DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
     /// Lease NAMESPACE/NAME for leader election.
     #[arg(
         long,
@@ -273,4 +283,14 @@ pub fn certs(args: CertsArgs) -> anyhow::Result<()> {
         args.out_dir.display()
     );
     Ok(())
+}
+
+/// `IP:PORT`, or a bare IP for port 53.
+fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| format!("{s:?} is not IP:PORT or IP (e.g. 10.96.0.10 or 10.96.0.10:53)"))
 }

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod cluster_dns;
 pub mod collector;
 pub mod controller;
 pub mod flink;

@@ -125,6 +125,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 identity: identity.clone(),
                 fault: args.fault,
                 concurrency: args.controller_concurrency,
+                cluster_dns: cluster_dns_config(&args),
             },
         )?;
         tokio::spawn(crate::controller::run(
@@ -230,6 +231,7 @@ fn start_collector(
         scores: cm.clone(),
         jobmanagers: args.jobmanager_urls.clone(),
         concurrency: args.collect_concurrency.max(1),
+        cluster_dns: cluster_dns_config(args),
     };
     let (client, store, scores, metrics, stop) = (
         client.clone(),
@@ -253,6 +255,14 @@ fn start_collector(
         })
         .context("starting the collector thread")?;
     Ok(())
+}
+
+fn cluster_dns_config(args: &ServeArgs) -> Option<crate::cluster_dns::ClusterDnsConfig> {
+    args.cluster_dns
+        .map(|server| crate::cluster_dns::ClusterDnsConfig {
+            server,
+            domain: args.cluster_domain.clone(),
+        })
 }
 
 fn hostname() -> String {

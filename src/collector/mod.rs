@@ -57,6 +57,8 @@ pub struct CollectorConfig {
     /// outside the cluster). Never taken from a user-settable annotation.
     pub jobmanagers: Vec<JobManagerTarget>,
     pub concurrency: usize,
+    /// Resolve Service names through this DNS server (flinkgate outside the cluster).
+    pub cluster_dns: Option<crate::cluster_dns::ClusterDnsConfig>,
 }
 
 struct State {
@@ -88,8 +90,13 @@ pub async fn run(
             state = now_leading.then(|| State {
                 table: (*board.current()).clone(),
                 jobs: BTreeMap::new(),
-                http: reqwest::Client::builder()
-                    .connect_timeout(FlinkRestOptions::default().connect_timeout)
+                http: crate::cluster_dns::client_builder(
+                    cfg.cluster_dns
+                        .as_ref()
+                        .map(crate::cluster_dns::ClusterDns::new)
+                        .as_ref(),
+                )
+                .connect_timeout(FlinkRestOptions::default().connect_timeout)
                     .build()
                     .inspect_err(
                         |e| tracing::error!(error = %e, "cannot build the Flink REST client"),

@@ -82,6 +82,8 @@ pub struct ControllerConfig {
     pub fault: Option<Fault>,
     /// Reconciles in flight per kind and namespace scope.
     pub concurrency: u16,
+    /// Resolve Service names through this DNS server (flinkgate outside the cluster).
+    pub cluster_dns: Option<crate::cluster_dns::ClusterDnsConfig>,
 }
 
 pub struct Context {
@@ -110,7 +112,11 @@ impl Context {
         metrics: Metrics,
         config: ControllerConfig,
     ) -> Result<Self, ReconcileError> {
-        let mut jars = reqwest::Client::builder()
+        let dns = config
+            .cluster_dns
+            .as_ref()
+            .map(crate::cluster_dns::ClusterDns::new);
+        let mut jars = crate::cluster_dns::client_builder(dns.as_ref())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .https_only(true);
@@ -134,7 +140,7 @@ impl Context {
             metrics,
             config,
             jars,
-            flink_http: reqwest::Client::builder()
+            flink_http: crate::cluster_dns::client_builder(dns.as_ref())
                 .connect_timeout(FLINK_CONNECT_TIMEOUT)
                 .build()
                 .map_err(|e| ReconcileError::Invalid(format!("Flink REST client: {e}")))?,

@@ -1,0 +1,226 @@
+//! The local cluster as end-to-end tests drive it: `deploy/local/cluster up`
+//! with flinkgate, kubectl as a user runs it, extra flinkgate replicas,
+//! metrics and policy edits. Shared by the e2e and real-nodes test binaries.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::manifests::policy_configmap;
+
+pub fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub kubectl: String,
+    /// A flinkgate this test started (after the kill scenario).
+    pub restarted: Option<Child>,
+}
+
+impl Cluster {
+    /// `cluster up` with flinkgate; `up_args` picks the nodes (`--nodes 6`,
+    /// `--real-nodes 2 --nodes 0`).
+    pub fn up(
+        dir: &Path,
+        kubectl: String,
+        up_args: &[&str],
+        serve_args: &str,
+    ) -> Result<Cluster, String> {
+        let out = Command::new(repo("deploy/local/cluster"))
+            .args(["up", "--dir", dir.to_str().unwrap()])
+            .args(up_args)
+            .env("FLINKGATE_BIN", env!("CARGO_BIN_EXE_flinkgate"))
+            .env("FLINKGATE_SERVE_ARGS", serve_args)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot run deploy/local/cluster: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "cluster up failed ({}); logs in {}/logs",
+                out.status,
+                dir.display()
+            ));
+        }
+        let last = stdout.lines().last().unwrap_or_default();
+        let kubeconfig = last
+            .strip_prefix("export KUBECONFIG=")
+            .ok_or_else(|| format!("unexpected last line of cluster up: {last:?}"))?;
+        Ok(Cluster {
+            dir: dir.to_path_buf(),
+            kubeconfig: PathBuf::from(kubeconfig),
+            kubectl,
+            restarted: None,
+        })
+    }
+
+    /// Runs kubectl; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn apply(&self, manifest: &str, extra: &[&str]) -> (bool, String, String) {
+        let mut args = vec!["apply", "-f", "-"];
+        args.extend_from_slice(extra);
+        self.kubectl(&args, Some(manifest))
+    }
+
+    pub fn must(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (ok, out, err) = self.kubectl(args, stdin);
+        assert!(ok, "kubectl {args:?} failed: {err}");
+        out
+    }
+
+    pub fn get_json(&self, kind: &str, ns: &str, name: &str) -> Value {
+        let out = self.must(&["get", kind, "-n", ns, name, "-o", "json"], None);
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Starts another `flinkgate serve` on this cluster, in its own session
+    /// with a pid file, so `cluster down` stops it should the test die first.
+    pub fn spawn_flinkgate(
+        &self,
+        name: &str,
+        listen: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Child {
+        let certs = self.dir.join("flinkgate-certs");
+        let log = std::fs::File::create(self.dir.join(format!("logs/{name}.log"))).unwrap();
+        let child = Command::new("setsid")
+            .arg(env!("CARGO_BIN_EXE_flinkgate"))
+            .args(["serve", "--listen", listen])
+            .arg("--tls-cert")
+            .arg(certs.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(certs.join("tls.key"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--policy-configmap", "flinkgate-system/flinkgate-policy"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            self.dir.join(format!("pids/{name}.pid")),
+            format!("{} ?\n", child.id()),
+        )
+        .unwrap();
+        child
+    }
+
+    pub fn flinkgate_port(&self) -> String {
+        std::fs::read_to_string(self.dir.join("flinkgate.port"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn metrics(&self) -> Option<String> {
+        let ca = self.dir.join("flinkgate-certs/ca.crt");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", "--cacert", ca.to_str().unwrap()])
+            .arg(format!(
+                "https://127.0.0.1:{}/metrics",
+                self.flinkgate_port()
+            ))
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Applies a policy ConfigMap and waits until flinkgate has acted on it
+    /// (its generation or its rejection counter moved).
+    pub fn set_policy(&self, policy: &str) {
+        let generation = self.metric("flinkgate_policy_generation").unwrap_or(0.0);
+        let rejected = self
+            .metric("flinkgate_policy_reload_errors_total")
+            .unwrap_or(0.0);
+        self.must(&["apply", "-f", "-"], Some(&policy_configmap(policy)));
+        wait(
+            "flinkgate acts on the policy edit",
+            Duration::from_secs(20),
+            || {
+                self.metric("flinkgate_policy_generation").unwrap_or(0.0) > generation
+                    || self
+                        .metric("flinkgate_policy_reload_errors_total")
+                        .unwrap_or(0.0)
+                        > rejected
+            },
+        );
+    }
+
+    pub fn default_policy(&self) {
+        self.set_policy(flinkgate::policy::BUILTIN_YAML);
+    }
+
+    pub fn down(&mut self) {
+        if let Some(mut c) = self.restarted.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new(repo("deploy/local/cluster"))
+            .args(["down", "--dir", self.dir.to_str().unwrap()])
+            .status();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+pub fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out after {timeout:?} waiting until {what}");
+}

@@ -1,0 +1,147 @@
+//! End to end on real nodes: the local control plane with kubelets,
+//! containerd, kube-proxy and CoreDNS (`deploy/local/cluster up --real-nodes`),
+//! the locally built `flink:1.20` image, and flinkgate registered on it.
+//! Flink really runs in pods: the controller launches it, Flink's native mode
+//! creates its TaskManager pods, the webhook admits them. Every assertion
+//! reads Flink's own REST API (through its Service, as the controller does)
+//! or pod and node state. Driven through kubectl, as a user would.
+//!
+//! A machine that cannot run real nodes (no root, no cgroup v1) skips with
+//! one loud line, except under `CI=true`, where that is a failure.
+
+#[path = "../e2e/cluster.rs"]
+mod cluster;
+#[path = "../e2e/manifests.rs"]
+#[allow(dead_code)]
+mod manifests;
+mod scenarios;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use cluster::{Cluster, repo};
+
+type Scenario = (&'static str, fn(&mut Cluster));
+
+/// Why real nodes cannot run here, or None.
+fn cannot_run_real_nodes() -> Option<String> {
+    let out = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&out.stdout).trim() != "0" {
+        return Some("real nodes need root".into());
+    }
+    if !Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+        return Some("real nodes need cgroup v1 (no /sys/fs/cgroup/cpu/cpu.cfs_quota_us)".into());
+    }
+    None
+}
+
+fn main() {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let fail_or_skip = |why: &str| {
+        if ci {
+            eprintln!("FAIL real-nodes: {why}; CI=true forbids skipping");
+            std::process::exit(1);
+        }
+        eprintln!("SKIP real-nodes: {why}");
+        std::process::exit(0);
+    };
+    if let Some(why) = cannot_run_real_nodes() {
+        fail_or_skip(&why);
+    }
+    let kubectl = Command::new(repo("deploy/local/build"))
+        .arg("--paths")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .and_then(|p| {
+            p.lines()
+                .find_map(|l| l.strip_prefix("kubectl=").map(String::from))
+        })
+        .filter(|k| Path::new(k).exists());
+    let Some(kubectl) = kubectl else {
+        fail_or_skip("the local control plane is not built; `make test` builds it");
+        return;
+    };
+    let dir = std::env::var("FLINKGATE_REAL_NODES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::env::temp_dir().join(format!("flinkgate-real-{}", std::process::id()))
+        });
+    let started = Instant::now();
+    let mut cluster = match Cluster::up(
+        &dir,
+        kubectl,
+        &["--real-nodes", &scenarios::NODES.to_string(), "--nodes", "0"],
+        "",
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("FAIL real-nodes: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!(
+        "real-nodes: cluster with {} real nodes and flinkgate up in {:.1}s",
+        scenarios::NODES,
+        started.elapsed().as_secs_f64()
+    );
+    scenarios::prepare(&cluster);
+    let all: Vec<Scenario> = vec![
+        (
+            "native application mode: apply to RUNNING, TaskManager pods from Flink admitted, suspend/resume and upgrade keep state, delete leaves nothing",
+            scenarios::native_application_lifecycle,
+        ),
+    ];
+    let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
+    let selected: Vec<Scenario> = all
+        .into_iter()
+        .filter(|(name, _)| only.split(',').any(|w| name.contains(w)))
+        .collect();
+    let mut failed = Vec::new();
+    for (name, scenario) in &selected {
+        let t = Instant::now();
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut cluster)));
+        match result {
+            Ok(()) => eprintln!(
+                "real-nodes: ok     {name} ({:.1}s)",
+                t.elapsed().as_secs_f64()
+            ),
+            Err(_) => {
+                eprintln!(
+                    "real-nodes: FAILED {name} ({:.1}s)",
+                    t.elapsed().as_secs_f64()
+                );
+                failed.push(*name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let keep = std::env::temp_dir().join(format!(
+            "flinkgate-real-nodes-logs-{}",
+            std::process::id()
+        ));
+        scenarios::dump_state(&cluster, &dir.join("logs"));
+        let _ = Command::new("cp")
+            .arg("-r")
+            .arg(dir.join("logs"))
+            .arg(&keep)
+            .status();
+        eprintln!("real-nodes: logs kept in {}", keep.display());
+    }
+    cluster.down();
+    drop(cluster);
+    eprintln!(
+        "real-nodes: {} passed, {} failed in {:.1}s",
+        selected.len() - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        for f in failed {
+            eprintln!("  FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,415 @@
+//! Scenarios on real nodes: Flink in pods, as a user would run it.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cluster::{Cluster, repo, wait};
+
+pub const NODES: usize = 2;
+pub const NAMESPACE: &str = "rn";
+/// Shared by the nodes (they are one host): checkpoints and savepoints.
+const DATA_MOUNT: &str = "/flink-data";
+
+fn data_dir(c: &Cluster) -> std::path::PathBuf {
+    c.dir.join("flink-data")
+}
+
+/// Namespace, the JobManagers' ServiceAccount (deploy/flink-rbac), the shared
+/// data directory, and a policy that routes TaskManagers to flinkgate's
+/// scheduler profile and labels every Flink pod it admits.
+pub fn prepare(c: &Cluster) {
+    c.must(&["create", "namespace", NAMESPACE], None);
+    c.must(
+        &[
+            "apply",
+            "-n",
+            NAMESPACE,
+            "-k",
+            repo("deploy/flink-rbac").to_str().unwrap(),
+        ],
+        None,
+    );
+    let data = data_dir(c);
+    std::fs::create_dir_all(&data).unwrap();
+    // The image's flink user (uid 9999) writes here.
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    c.set_policy(&pod_policy());
+}
+
+fn pod_policy() -> String {
+    let builtin = flinkgate::policy::BUILTIN_YAML;
+    assert!(builtin.contains("\npods:\n  taskManager:\n"), "{builtin}");
+    builtin.replace(
+        "\npods:\n  taskManager:\n",
+        "\npods:\n  labels: {flinkgate.io/e2e: real-nodes}\n  taskManager:\n    schedulerName: flinkgate\n",
+    )
+}
+
+/// An operator-style application: the operator's examples' image and jar.
+fn application(name: &str, state: &str, data: &Path, nonce: i64) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "1"
+    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
+    state.checkpoints.dir: file://{DATA_MOUNT}/checkpoints
+    execution.checkpointing.interval: 5 s
+  serviceAccount: flink
+  podTemplate:
+    spec:
+      containers:
+        - name: flink-main-container
+          volumeMounts: [{{name: flink-data, mountPath: {DATA_MOUNT}}}]
+      volumes:
+        - name: flink-data
+          hostPath: {{path: {data}, type: Directory}}
+  jobManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  taskManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  restartNonce: {nonce}
+  job:
+    jarURI: local:///opt/flink/examples/streaming/StateMachineExample.jar
+    parallelism: 2
+    upgradeMode: savepoint
+    state: {state}
+"#,
+        data = data.display()
+    )
+}
+
+fn json(c: &Cluster, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&c.must(&all, None)).unwrap_or(Value::Null)
+}
+
+fn status(c: &Cluster, name: &str) -> Value {
+    let (ok, out, _) = c.kubectl(
+        &["get", "flinkdeployment", "-n", NAMESPACE, name, "-o", "json"],
+        None,
+    );
+    if !ok {
+        return Value::Null;
+    }
+    serde_json::from_str::<Value>(&out).map_or(Value::Null, |v| v["status"].clone())
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
+    json(c, &["get", "pods", "-n", NAMESPACE, "-l", selector])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn running(p: &Value) -> bool {
+    p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+}
+
+/// The JobManager's REST base, through its Service (kube-proxy), as the
+/// controller reaches it.
+fn rest(c: &Cluster, name: &str) -> Option<String> {
+    let (ok, ip, _) = c.kubectl(
+        &[
+            "get",
+            "service",
+            "-n",
+            NAMESPACE,
+            &format!("{name}-rest"),
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+        None,
+    );
+    (ok && !ip.trim().is_empty()).then(|| format!("http://{}:8081", ip.trim()))
+}
+
+fn flink_get(rest: &str, path: &str) -> Option<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("{rest}{path}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+fn job_state(rest: &str, jid: &str) -> Option<String> {
+    flink_get(rest, &format!("/jobs/{jid}"))?["state"]
+        .as_str()
+        .map(String::from)
+}
+
+fn restored_from(rest: &str, jid: &str) -> Option<String> {
+    flink_get(rest, &format!("/jobs/{jid}/checkpoints"))?
+        .pointer("/latest/restored/external_path")?
+        .as_str()
+        .map(String::from)
+}
+
+fn events(c: &Cluster, name: &str) -> String {
+    c.must(
+        &[
+            "get",
+            "events",
+            "-n",
+            NAMESPACE,
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+}
+
+fn real_nodes(c: &Cluster) -> Vec<String> {
+    json(c, &["get", "nodes", "-l", "flinkgate.io/node-kind=real"])["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// Waits until the job `jid` is RUNNING with every subtask running, and
+/// returns the REST base.
+fn await_running(c: &Cluster, name: &str, jid: &str, timeout: Duration) -> String {
+    let mut base = String::new();
+    wait(
+        &format!("job {jid} of {name} RUNNING in Flink, status STABLE"),
+        timeout,
+        || {
+            let Some(r) = rest(c, name) else { return false };
+            base = r;
+            let s = status(c, name);
+            job_state(&base, jid).as_deref() == Some("RUNNING")
+                && str_at(&s, "/jobStatus/jobId") == jid
+                && str_at(&s, "/lifecycleState") == "STABLE"
+        },
+    );
+    base
+}
+
+/// Native application mode, end to end on real pods.
+pub fn native_application_lifecycle(c: &mut Cluster) {
+    let name = "statemachine";
+    let data = data_dir(c);
+    let t0 = Instant::now();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application(name, "running", &data, 1)),
+    );
+    let uid = c.get_json("flinkdeployment", NAMESPACE, name)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = flinkgate::controller::job_id::job_id(&uid, 1);
+    let rest = await_running(c, name, &first, Duration::from_secs(240));
+    eprintln!(
+        "real-nodes: kubectl apply -> job RUNNING and STABLE in {:.1}s (native application mode)",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Where it runs: a JobManager pod and Flink's own TaskManager pods, on real nodes.
+    let nodes = real_nodes(c);
+    assert_eq!(nodes.len(), NODES, "real nodes: {nodes:?}");
+    let jm = pods(c, &format!("app={name},component=jobmanager"));
+    assert_eq!(jm.len(), 1, "one JobManager pod");
+    assert!(running(&jm[0]));
+    let jm_node = jm[0]["spec"]["nodeName"].as_str().unwrap_or_default();
+    assert!(nodes.iter().any(|n| n == jm_node), "JobManager on {jm_node}");
+    let tms = pods(c, &format!("app={name},component=taskmanager"));
+    assert_eq!(tms.len(), 2, "parallelism 2 at one slot each: two TaskManagers");
+    for tm in &tms {
+        assert!(running(tm), "{}", tm["metadata"]["name"]);
+        let tm_name = tm["metadata"]["name"].as_str().unwrap_or_default();
+        assert!(
+            tm_name.starts_with(&format!("{name}-taskmanager-")),
+            "Flink names its TaskManager pods: {tm_name}"
+        );
+        assert_eq!(
+            tm["metadata"]["labels"]["type"], "flink-native-kubernetes",
+            "created by Flink's native mode"
+        );
+        assert_eq!(
+            tm["metadata"]["ownerReferences"][0]["kind"], "Deployment",
+            "owned by the JobManager Deployment"
+        );
+        assert_eq!(
+            tm["metadata"]["labels"]["flinkgate.io/e2e"], "real-nodes",
+            "the webhook admitted it (policy pod labels)"
+        );
+        assert_eq!(
+            tm["spec"]["schedulerName"], "flinkgate",
+            "the webhook routed it to flinkgate's scheduler profile"
+        );
+        let node = tm["spec"]["nodeName"].as_str().unwrap_or_default();
+        assert!(nodes.iter().any(|n| n == node), "TaskManager on {node}");
+    }
+    // Flink sees those TaskManagers, and every subtask runs.
+    let tm_ids: Vec<String> = flink_get(&rest, "/taskmanagers").unwrap()["taskmanagers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str().map(String::from))
+        .collect();
+    for tm in &tms {
+        let pod_name = tm["metadata"]["name"].as_str().unwrap();
+        assert!(
+            tm_ids.iter().any(|id| id == pod_name),
+            "Flink registered TaskManager {pod_name}: {tm_ids:?}"
+        );
+    }
+
+    // Suspend with a savepoint, resume from it.
+    wait(
+        "a completed checkpoint",
+        Duration::from_secs(60),
+        || {
+            flink_get(&rest, &format!("/jobs/{first}/checkpoints"))
+                .and_then(|v| v.pointer("/counts/completed")?.as_u64())
+                .is_some_and(|n| n >= 1)
+        },
+    );
+    let t_suspend = Instant::now();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application(name, "suspended", &data, 1)),
+    );
+    let mut savepoint = String::new();
+    wait(
+        "suspended with a savepoint, pods gone",
+        Duration::from_secs(120),
+        || {
+            let s = status(c, name);
+            savepoint = str_at(&s, "/jobStatus/upgradeSavepointPath").to_owned();
+            str_at(&s, "/lifecycleState") == "SUSPENDED"
+                && !savepoint.is_empty()
+                && pods(c, &format!("app={name}")).is_empty()
+        },
+    );
+    assert!(
+        savepoint.contains("/savepoints/"),
+        "savepoint under state.savepoints.dir: {savepoint}"
+    );
+    let on_disk = savepoint.trim_start_matches("file:").trim_start_matches("//");
+    let host_path = data.join(
+        on_disk
+            .strip_prefix(&format!("{DATA_MOUNT}/"))
+            .unwrap_or(on_disk),
+    );
+    assert!(
+        host_path.join("_metadata").exists(),
+        "the savepoint is on the shared volume: {}",
+        host_path.display()
+    );
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application(name, "running", &data, 1)),
+    );
+    let second = flinkgate::controller::job_id::job_id(&uid, 2);
+    let rest = await_running(c, name, &second, Duration::from_secs(240));
+    eprintln!(
+        "real-nodes: suspend with savepoint + resume round trip in {:.1}s",
+        t_suspend.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        restored_from(&rest, &second).as_deref().map(strip_scheme),
+        Some(strip_scheme(&savepoint)),
+        "the resumed job restored from the suspend savepoint"
+    );
+
+    // A spec change (restartNonce) upgrades through a fresh savepoint.
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application(name, "running", &data, 2)),
+    );
+    let third = flinkgate::controller::job_id::job_id(&uid, 3);
+    let rest = await_running(c, name, &third, Duration::from_secs(240));
+    let upgrade_from = str_at(&status(c, name), "/jobStatus/upgradeSavepointPath").to_owned();
+    assert!(
+        !upgrade_from.is_empty() && upgrade_from != savepoint,
+        "a fresh savepoint for the upgrade: {upgrade_from}"
+    );
+    assert_eq!(
+        restored_from(&rest, &third).as_deref().map(strip_scheme),
+        Some(strip_scheme(&upgrade_from)),
+        "the upgraded job restored from the upgrade savepoint"
+    );
+    let ev = events(c, name);
+    assert!(ev.contains("Upgrading"), "an Upgrading Event: {ev}");
+
+    // Delete: nothing of it is left.
+    c.must(
+        &["delete", "flinkdeployment", "-n", NAMESPACE, name, "--wait=false"],
+        None,
+    );
+    wait(
+        "no pod, Service, ConfigMap or Deployment of it left",
+        Duration::from_secs(120),
+        || {
+            let (_, out, _) = c.kubectl(
+                &[
+                    "get",
+                    "flinkdeployment,deployment,service,configmap,pods",
+                    "-n",
+                    NAMESPACE,
+                    "-o",
+                    "name",
+                ],
+                None,
+            );
+            !out.lines().any(|l| l.contains(name))
+        },
+    );
+}
+
+fn strip_scheme(p: &str) -> &str {
+    p.trim_start_matches("file:").trim_start_matches("//")
+}
+
+/// On failure: what the cluster looked like, into the kept logs.
+pub fn dump_state(c: &Cluster, logs: &Path) {
+    let (_, out, _) = c.kubectl(
+        &[
+            "get",
+            "nodes,pods,deployments,services,flinkdeployments,events",
+            "-A",
+            "-o",
+            "wide",
+        ],
+        None,
+    );
+    let _ = std::fs::write(logs.join("cluster-state.txt"), out);
+    let (_, out, _) = c.kubectl(&["get", "flinkdeployments", "-A", "-o", "yaml"], None);
+    let _ = std::fs::write(logs.join("flinkdeployments.yaml"), out);
+    for p in json(c, &["get", "pods", "-A"])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let (ns, pod) = (
+            p["metadata"]["namespace"].as_str().unwrap_or_default(),
+            p["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        let (_, out, err) = c.kubectl(&["logs", "-n", ns, pod, "--all-containers"], None);
+        let _ = std::fs::write(logs.join(format!("pod-{ns}-{pod}.log")), out + &err);
+    }
+}
