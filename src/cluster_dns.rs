@@ -146,6 +146,9 @@ mod tests {
             cluster_query_name("x.ns.svc", "corp.internal.").as_deref(),
             Some("x.ns.svc.corp.internal.")
         );
-        assert_eq!(cluster_query_name("x.ns.svc.cluster.local", "corp.internal"), None);
+        assert_eq!(
+            cluster_query_name("x.ns.svc.cluster.local", "corp.internal"),
+            None
+        );
     }
 }

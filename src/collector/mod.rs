@@ -97,11 +97,9 @@ pub async fn run(
                         .as_ref(),
                 )
                 .connect_timeout(FlinkRestOptions::default().connect_timeout)
-                    .build()
-                    .inspect_err(
-                        |e| tracing::error!(error = %e, "cannot build the Flink REST client"),
-                    )
-                    .ok(),
+                .build()
+                .inspect_err(|e| tracing::error!(error = %e, "cannot build the Flink REST client"))
+                .ok(),
             });
         }
         leading = now_leading;

@@ -14,11 +14,11 @@ mod no_data;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flinkgate::collector::fake_jobmanager::FakeJobManager;
 use cluster::{Cluster, repo, wait};
+use flinkgate::collector::fake_jobmanager::FakeJobManager;
 use manifests::*;
 use serde_json::Value;
 

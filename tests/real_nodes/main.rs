@@ -72,7 +72,12 @@ fn main() {
     let mut cluster = match Cluster::up(
         &dir,
         kubectl,
-        &["--real-nodes", &scenarios::NODES.to_string(), "--nodes", "0"],
+        &[
+            "--real-nodes",
+            &scenarios::NODES.to_string(),
+            "--nodes",
+            "0",
+        ],
         "",
     ) {
         Ok(c) => c,
@@ -87,12 +92,10 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     scenarios::prepare(&cluster);
-    let all: Vec<Scenario> = vec![
-        (
-            "native application mode: apply to RUNNING, TaskManager pods from Flink admitted, suspend/resume and upgrade keep state, delete leaves nothing",
-            scenarios::native_application_lifecycle,
-        ),
-    ];
+    let all: Vec<Scenario> = vec![(
+        "native application mode: apply to RUNNING, TaskManager pods from Flink admitted, suspend/resume and upgrade keep state, delete leaves nothing",
+        scenarios::native_application_lifecycle,
+    )];
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
     let selected: Vec<Scenario> = all
         .into_iter()
@@ -118,10 +121,8 @@ fn main() {
         }
     }
     if !failed.is_empty() {
-        let keep = std::env::temp_dir().join(format!(
-            "flinkgate-real-nodes-logs-{}",
-            std::process::id()
-        ));
+        let keep =
+            std::env::temp_dir().join(format!("flinkgate-real-nodes-logs-{}", std::process::id()));
         scenarios::dump_state(&cluster, &dir.join("logs"));
         let _ = Command::new("cp")
             .arg("-r")

@@ -96,7 +96,15 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
 
 fn status(c: &Cluster, name: &str) -> Value {
     let (ok, out, _) = c.kubectl(
-        &["get", "flinkdeployment", "-n", NAMESPACE, name, "-o", "json"],
+        &[
+            "get",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            name,
+            "-o",
+            "json",
+        ],
         None,
     );
     if !ok {
@@ -234,9 +242,16 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
     assert_eq!(jm.len(), 1, "one JobManager pod");
     assert!(running(&jm[0]));
     let jm_node = jm[0]["spec"]["nodeName"].as_str().unwrap_or_default();
-    assert!(nodes.iter().any(|n| n == jm_node), "JobManager on {jm_node}");
+    assert!(
+        nodes.iter().any(|n| n == jm_node),
+        "JobManager on {jm_node}"
+    );
     let tms = pods(c, &format!("app={name},component=taskmanager"));
-    assert_eq!(tms.len(), 2, "parallelism 2 at one slot each: two TaskManagers");
+    assert_eq!(
+        tms.len(),
+        2,
+        "parallelism 2 at one slot each: two TaskManagers"
+    );
     for tm in &tms {
         assert!(running(tm), "{}", tm["metadata"]["name"]);
         let tm_name = tm["metadata"]["name"].as_str().unwrap_or_default();
@@ -279,15 +294,11 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
     }
 
     // Suspend with a savepoint, resume from it.
-    wait(
-        "a completed checkpoint",
-        Duration::from_secs(60),
-        || {
-            flink_get(&rest, &format!("/jobs/{first}/checkpoints"))
-                .and_then(|v| v.pointer("/counts/completed")?.as_u64())
-                .is_some_and(|n| n >= 1)
-        },
-    );
+    wait("a completed checkpoint", Duration::from_secs(60), || {
+        flink_get(&rest, &format!("/jobs/{first}/checkpoints"))
+            .and_then(|v| v.pointer("/counts/completed")?.as_u64())
+            .is_some_and(|n| n >= 1)
+    });
     let t_suspend = Instant::now();
     c.must(
         &["apply", "-f", "-"],
@@ -309,7 +320,9 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
         savepoint.contains("/savepoints/"),
         "savepoint under state.savepoints.dir: {savepoint}"
     );
-    let on_disk = savepoint.trim_start_matches("file:").trim_start_matches("//");
+    let on_disk = savepoint
+        .trim_start_matches("file:")
+        .trim_start_matches("//");
     let host_path = data.join(
         on_disk
             .strip_prefix(&format!("{DATA_MOUNT}/"))
@@ -358,7 +371,14 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
 
     // Delete: nothing of it is left.
     c.must(
-        &["delete", "flinkdeployment", "-n", NAMESPACE, name, "--wait=false"],
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            name,
+            "--wait=false",
+        ],
         None,
     );
     wait(
