@@ -17,7 +17,7 @@
 set -eu
 export FLINK_HOME="${FLINK_HOME:-/opt/flink}"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
 as_flink=()
 if [[ "$(id -u)" == 0 && -z "${FLINK_RUN_AS_ROOT:-}" ]] && id flink >/dev/null 2>&1; then
