@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::Resource;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use serde::Serialize;
@@ -224,6 +224,9 @@ async fn apply(
         ctx.record_applied(&uid, Some(hash));
         jm_deployment = deployments.get_opt(&name).await?;
     }
+    if !is_standalone(d) && (!want_running || upgrade) {
+        remove_native_taskmanagers(ctx, &ns, &name).await?;
+    }
 
     // Observe what came of it.
     let jm_deploy_status = jm_deployment.and_then(|dep| dep.status);
@@ -389,6 +392,33 @@ async fn stop_application(
             Err(savepoint_error("still in progress at the timeout".into()))
         }
     }
+}
+
+/// Flink's native mode makes TaskManager pods owned by the JobManager
+/// Deployment, so they outlive a JobManager scaled to zero (suspend) or
+/// replaced (upgrade), and a new JobManager would adopt them. The operator
+/// deletes the whole cluster in both cases; here the Deployment stays, so its
+/// TaskManager pods go.
+async fn remove_native_taskmanagers(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<(), ReconcileError> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = format!("app={name},component=taskmanager,type=flink-native-kubernetes");
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    for pod in list.items {
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let pod_name = pod.metadata.name.unwrap_or_default();
+        match pods.delete(&pod_name, &DeleteParams::default()).await {
+            Ok(_) => tracing::info!(pod = %format!("{ns}/{pod_name}"), "removed a TaskManager of a stopped JobManager"),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 async fn apply_object<K>(

@@ -173,6 +173,17 @@ pub fn effective(
         (false, false) => "kubernetes-session",
     };
     set("execution.target", target.into());
+    if is_application(d) {
+        // As the operator does: the JobManager outlives its job, so a
+        // finished or failed job can be observed (and a native cluster does
+        // not delete its own Deployment); a job that fails in main() is
+        // reported as FAILED instead of exiting the JobManager.
+        set("execution.shutdown-on-application-finish", "false".into());
+        set(
+            "execution.submit-failed-job-on-application-error",
+            "true".into(),
+        );
+    }
     conf.extend(derived);
     conf
 }
@@ -293,6 +304,10 @@ mod tests {
         assert_eq!(conf["jobmanager.memory.process.size"], "2048m");
         assert_eq!(conf["kubernetes.jobmanager.cpu.amount"], "1.5");
         assert_eq!(conf["execution.target"], "kubernetes-session");
+        assert!(
+            !conf.contains_key("execution.shutdown-on-application-finish"),
+            "application-only"
+        );
     }
 
     #[test]
@@ -318,6 +333,14 @@ mod tests {
         assert_eq!(conf["execution.target"], "kubernetes-application");
         assert_eq!(conf["parallelism.default"], "3");
         assert_eq!(conf["$internal.application.program-args"], "--a;1");
+        assert_eq!(
+            conf["execution.shutdown-on-application-finish"], "false",
+            "the JobManager outlives its job, as under the operator"
+        );
+        assert_eq!(
+            conf["execution.submit-failed-job-on-application-error"],
+            "true"
+        );
         assert_eq!(conf["$internal.pipeline.job-id"], "ab".repeat(16));
         assert_eq!(conf["execution.savepoint.path"], "file:/sp/1");
     }
