@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -250,15 +251,36 @@ def add_iptables(lay, api_port):
             sh(["iptables", "-t", table, "-I", chain, "1", *rule])
 
 
+def remove_kube_chains(log):
+    """Deletes every KUBE-* chain and the rules that jump to one, in IPv4 and
+    IPv6 (the kubelet and kube-proxy make both)."""
+    for save, tool in (("iptables-save", "iptables"), ("ip6tables-save", "ip6tables")):
+        if shutil.which(save) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            out = sh([save, "-t", table], check=False).stdout
+            chains = re.findall(r"^:(KUBE-\S+)", out, re.M)
+            if not chains:
+                continue
+            for line in out.splitlines():
+                m = re.match(r"-A (\S+) (.*)", line)
+                if m and not m.group(1).startswith("KUBE-") and re.search(r"-j KUBE-", line):
+                    sh([tool, "-t", table, "-D", m.group(1), *shlex.split(m.group(2))], check=False)
+            for chain in chains:
+                sh([tool, "-t", table, "-F", chain], check=False)
+            for chain in chains:
+                r = sh([tool, "-t", table, "-X", chain], check=False)
+                if r.returncode != 0:
+                    log(f"WARNING: cannot delete {tool} chain {table}/{chain}: {r.stderr.strip()}")
+
+
 def remove_iptables(lay, log):
     """Deletes every rule carrying this cluster's comment, in any chain."""
     for table in ("nat", "filter"):
         out = sh(["iptables-save", "-t", table], check=False).stdout
         for line in out.splitlines():
             if line.startswith("-A ") and f'--comment {lay.comment}' in line.replace('"', ''):
-                args = line.split()[1:]
-                args = [a.strip('"') for a in args]
-                r = sh(["iptables", "-t", table, "-D", *args], check=False)
+                r = sh(["iptables", "-t", table, "-D", *shlex.split(line)[1:]], check=False)
                 if r.returncode != 0:
                     log(f"WARNING: cannot delete iptables rule {line}: {r.stderr.strip()}")
 
@@ -563,8 +585,12 @@ def teardown(state_dir, log, stop_recorded=None):
         # cluster is up (checked through other run dirs).
         others = [d for d in os.listdir("/run") if d.startswith("fg-") and d != f"fg-{lay.tag}"]
         proxy = os.path.join(lay.dir, "nodes", "kube-proxy")
-        if not others and os.access(proxy, os.X_OK):
-            subprocess.run([proxy, "--cleanup"], capture_output=True, timeout=60)
+        if not others:
+            if os.access(proxy, os.X_OK):
+                subprocess.run([proxy, "--cleanup"], capture_output=True, timeout=60)
+            # What --cleanup leaves: the kubelet's and kube-proxy's canary
+            # and firewall chains.
+            remove_kube_chains(log)
     remove_iptables(lay, log)
     unmount_under([lay.run_dir, os.path.join(lay.dir, "nodes")], log)
     for b in our_bridges(lay):

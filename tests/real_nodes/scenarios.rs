@@ -164,6 +164,14 @@ fn job_state(rest: &str, jid: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// Flink calls a job RUNNING once it is scheduling; its tasks run only when
+/// TaskManagers have registered and taken them.
+fn all_tasks_running(rest: &str, jid: &str) -> bool {
+    flink_get(rest, &format!("/jobs/{jid}"))
+        .and_then(|j| j["vertices"].as_array().cloned())
+        .is_some_and(|v| !v.is_empty() && v.iter().all(|x| x["status"] == "RUNNING"))
+}
+
 fn restored_from(rest: &str, jid: &str) -> Option<String> {
     flink_get(rest, &format!("/jobs/{jid}/checkpoints"))?
         .pointer("/latest/restored/external_path")?
@@ -201,13 +209,14 @@ fn real_nodes(c: &Cluster) -> Vec<String> {
 fn await_running(c: &Cluster, name: &str, jid: &str, timeout: Duration) -> String {
     let mut base = String::new();
     wait(
-        &format!("job {jid} of {name} RUNNING in Flink, status STABLE"),
+        &format!("job {jid} of {name} RUNNING in Flink with every task, status STABLE"),
         timeout,
         || {
             let Some(r) = rest(c, name) else { return false };
             base = r;
             let s = status(c, name);
             job_state(&base, jid).as_deref() == Some("RUNNING")
+                && all_tasks_running(&base, jid)
                 && str_at(&s, "/jobStatus/jobId") == jid
                 && str_at(&s, "/lifecycleState") == "STABLE"
         },
