@@ -413,7 +413,9 @@ async fn remove_native_taskmanagers(
         }
         let pod_name = pod.metadata.name.unwrap_or_default();
         match pods.delete(&pod_name, &DeleteParams::default()).await {
-            Ok(_) => tracing::info!(pod = %format!("{ns}/{pod_name}"), "removed a TaskManager of a stopped JobManager"),
+            Ok(_) => {
+                tracing::info!(pod = %format!("{ns}/{pod_name}"), "removed a TaskManager of a stopped JobManager")
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
         }

@@ -20,6 +20,11 @@ pub const MAIN_CONTAINER: &str = "flink-main-container";
 pub const CONFIG_VOLUME: &str = "flink-config-volume";
 pub const CONF_DIR: &str = "/opt/flink/conf";
 pub const TM_TEMPLATE_FILE: &str = "taskmanager-pod-template.yaml";
+/// Where a native JobManager reads the TaskManager pod template: Flink's
+/// resource manager loads it from this fixed directory, never from the
+/// configuration key (which only its command-line client reads).
+pub const POD_TEMPLATE_DIR: &str = "/opt/flink/pod-template";
+pub const POD_TEMPLATE_VOLUME: &str = "pod-template-volume";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "flinkgate");
 
 /// Pod template annotation holding a hash of the configuration.
@@ -149,7 +154,7 @@ pub fn cluster_objects(
         let tm_pod = pod(
             d,
             &tm_template,
-            "taskmanager",
+            PodRole::NativeTaskManagerTemplate,
             tm_spec.and_then(|t| t.resource.as_ref()),
             tm_spec.and_then(|t| t.resources.as_ref()),
             Vec::new(),
@@ -157,7 +162,7 @@ pub fn cluster_objects(
         data.insert(TM_TEMPLATE_FILE.into(), tm_pod.to_string());
         conf.insert(
             "kubernetes.pod-template-file.taskmanager".into(),
-            format!("{CONF_DIR}/{TM_TEMPLATE_FILE}"),
+            format!("{POD_TEMPLATE_DIR}/{TM_TEMPLATE_FILE}"),
         );
     }
     data.insert(file.into(), flink_config::render(&conf, file));
@@ -172,7 +177,9 @@ pub fn cluster_objects(
     let jm_pod = pod(
         d,
         &jm_template,
-        "jobmanager",
+        PodRole::JobManager {
+            native: !is_standalone(d),
+        },
         jm_spec.and_then(|j| j.resource.as_ref()),
         jm_spec.and_then(|j| j.resources.as_ref()),
         jm_args,
@@ -191,7 +198,7 @@ pub fn cluster_objects(
         let tm_pod = pod(
             d,
             &tm_template,
-            "taskmanager",
+            PodRole::StandaloneTaskManager,
             tm_spec.and_then(|t| t.resource.as_ref()),
             tm_spec.and_then(|t| t.resources.as_ref()),
             vec!["taskmanager".into()],
@@ -279,17 +286,42 @@ fn deployment(
     })
 }
 
+/// Which pod a template is for; it decides what flinkgate adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodRole {
+    /// A JobManager; a native one also gets the TaskManager pod template.
+    JobManager {
+        native: bool,
+    },
+    StandaloneTaskManager,
+    /// The template native Flink builds TaskManager pods from: Flink adds
+    /// the configuration volume and the RPC port itself, and refuses
+    /// duplicates of them.
+    NativeTaskManagerTemplate,
+}
+
+impl PodRole {
+    fn component(self) -> &'static str {
+        match self {
+            Self::JobManager { .. } => "jobmanager",
+            Self::StandaloneTaskManager | Self::NativeTaskManagerTemplate => "taskmanager",
+        }
+    }
+}
+
 /// A pod template: the merged user template, with flinkgate's fields laid
 /// over the main container (image, args, ports, resources, config mount).
 fn pod(
     d: &FlinkDeployment,
     template: &Value,
-    component: &str,
+    role: PodRole,
     resource: Option<&Resource>,
     resources: Option<&ResourceRequirements>,
     args: Vec<String>,
 ) -> Value {
     let name = d.metadata.name.clone().unwrap_or_default();
+    let component = role.component();
+    let built_by_flink = role == PodRole::NativeTaskManagerTemplate;
     let mut pod = json!({
         "metadata": template.get("metadata").cloned().unwrap_or_else(|| json!({})),
         "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
@@ -328,16 +360,19 @@ fn pod(
     if !args.is_empty() {
         main["args"] = json!(args);
     }
-    let ports = if component == "jobmanager" {
-        json!([
-            {"name": "rest", "containerPort": REST_PORT},
-            {"name": "jobmanager-rpc", "containerPort": RPC_PORT},
-            {"name": "blobserver", "containerPort": BLOB_PORT},
-        ])
-    } else {
-        json!([{"name": "rpc", "containerPort": TM_RPC_PORT}])
-    };
-    main["ports"] = ports;
+    match role {
+        PodRole::JobManager { .. } => {
+            main["ports"] = json!([
+                {"name": "rest", "containerPort": REST_PORT},
+                {"name": "jobmanager-rpc", "containerPort": RPC_PORT},
+                {"name": "blobserver", "containerPort": BLOB_PORT},
+            ]);
+        }
+        PodRole::StandaloneTaskManager => {
+            main["ports"] = json!([{"name": "rpc", "containerPort": TM_RPC_PORT}]);
+        }
+        PodRole::NativeTaskManagerTemplate => {}
+    }
     if let Some(r) = container_resources(resource, resources) {
         main["resources"] = r;
     }
@@ -346,8 +381,16 @@ fn pod(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    mounts.retain(|m| m.get("name").and_then(Value::as_str) != Some(CONFIG_VOLUME));
-    mounts.push(json!({"name": CONFIG_VOLUME, "mountPath": CONF_DIR}));
+    mounts.retain(|m| {
+        let n = m.get("name").and_then(Value::as_str);
+        n != Some(CONFIG_VOLUME) && n != Some(POD_TEMPLATE_VOLUME)
+    });
+    if !built_by_flink {
+        mounts.push(json!({"name": CONFIG_VOLUME, "mountPath": CONF_DIR}));
+    }
+    if role == (PodRole::JobManager { native: true }) {
+        mounts.push(json!({"name": POD_TEMPLATE_VOLUME, "mountPath": POD_TEMPLATE_DIR}));
+    }
     main["volumeMounts"] = json!(mounts);
     let mut env = main
         .get("env")
@@ -367,8 +410,19 @@ fn pod(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(CONFIG_VOLUME));
-    volumes.push(json!({"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(&name)}}));
+    volumes.retain(|v| {
+        let n = v.get("name").and_then(Value::as_str);
+        n != Some(CONFIG_VOLUME) && n != Some(POD_TEMPLATE_VOLUME)
+    });
+    if !built_by_flink {
+        volumes.push(json!({"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(&name)}}));
+    }
+    if role == (PodRole::JobManager { native: true }) {
+        volumes.push(json!({"name": POD_TEMPLATE_VOLUME, "configMap": {
+            "name": config_map_name(&name),
+            "items": [{"key": TM_TEMPLATE_FILE, "path": TM_TEMPLATE_FILE}],
+        }}));
+    }
     spec["volumes"] = json!(volumes);
     pod
 }
@@ -474,6 +528,25 @@ mod tests {
         let tm: Value = serde_json::from_str(data[TM_TEMPLATE_FILE].as_str().unwrap_or("{}"))
             .unwrap_or_default();
         assert_eq!(tm["spec"]["nodeSelector"]["pool"], "tm");
+        let tm_main = &tm["spec"]["containers"][0];
+        assert!(
+            tm_main.get("ports").is_none()
+                && tm["spec"]["volumes"].as_array().is_none_or(Vec::is_empty)
+                && tm_main["volumeMounts"].as_array().is_none_or(Vec::is_empty),
+            "Flink adds the RPC port and the config volume to its TaskManager pods itself: {tm}"
+        );
+        assert!(conf.contains(
+            "kubernetes.pod-template-file.taskmanager: \"/opt/flink/pod-template/taskmanager-pod-template.yaml\""
+        ));
+        assert!(
+            pod["spec"]["volumes"]
+                .to_string()
+                .contains(POD_TEMPLATE_VOLUME)
+                && main["volumeMounts"]
+                    .to_string()
+                    .contains("\"/opt/flink/pod-template\""),
+            "the JobManager reads the TaskManager template from Flink's fixed directory"
+        );
         assert_eq!(
             tm["spec"]["containers"][0]["resources"]["requests"]["memory"],
             "4096Mi"

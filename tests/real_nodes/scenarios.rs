@@ -427,8 +427,14 @@ pub fn dump_state(c: &Cluster, logs: &Path) {
         None,
     );
     let _ = std::fs::write(logs.join("cluster-state.txt"), out);
-    let (_, out, _) = c.kubectl(&["get", "flinkdeployments", "-A", "-o", "yaml"], None);
-    let _ = std::fs::write(logs.join("flinkdeployments.yaml"), out);
+    for kinds in [
+        "flinkdeployments,flinksessionjobs",
+        "pods",
+        "configmaps,deployments,services",
+    ] {
+        let (_, out, _) = c.kubectl(&["get", kinds, "-A", "-o", "yaml"], None);
+        let _ = std::fs::write(logs.join(format!("{}.yaml", kinds.replace(',', "-"))), out);
+    }
     for p in json(c, &["get", "pods", "-A"])["items"]
         .as_array()
         .cloned()
