@@ -9,6 +9,7 @@
 
 mod cluster;
 mod controller;
+mod jar_server;
 mod manifests;
 mod no_data;
 

@@ -11,6 +11,8 @@
 
 #[path = "../e2e/cluster.rs"]
 mod cluster;
+#[path = "../e2e/jar_server.rs"]
+mod jar_server;
 #[path = "../e2e/manifests.rs"]
 #[allow(dead_code)]
 mod manifests;
@@ -23,6 +25,8 @@ use std::time::Instant;
 use cluster::{Cluster, repo};
 
 type Scenario = (&'static str, fn(&mut Cluster));
+
+static JAR_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Why real nodes cannot run here, or None.
 fn cannot_run_real_nodes() -> Option<String> {
@@ -69,6 +73,19 @@ fn main() {
             std::env::temp_dir().join(format!("flinkgate-real-{}", std::process::id()))
         });
     let started = Instant::now();
+    // A session job's jar, over HTTPS from this test; flinkgate trusts its CA.
+    let jar = match jar_server::JarServer::start(
+        &PathBuf::from(format!("{}-jars", dir.display())),
+        &scenarios::examples_jar(),
+    ) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("FAIL real-nodes: cannot serve the example jar: {e}");
+            std::process::exit(1);
+        }
+    };
+    let _ = JAR_URL.set(jar.url.clone());
+    let serve_args = format!("--jar-ca-file {}", jar.ca_file.display());
     let mut cluster = match Cluster::up(
         &dir,
         kubectl,
@@ -78,7 +95,7 @@ fn main() {
             "--nodes",
             "0",
         ],
-        "",
+        &serve_args,
     ) {
         Ok(c) => c,
         Err(e) => {
@@ -133,6 +150,7 @@ fn main() {
     }
     cluster.down();
     drop(cluster);
+    drop(jar);
     eprintln!(
         "real-nodes: {} passed, {} failed in {:.1}s",
         selected.len() - failed.len(),

@@ -448,3 +448,239 @@ pub fn dump_state(c: &Cluster, logs: &Path) {
         let _ = std::fs::write(logs.join(format!("pod-{ns}-{pod}.log")), out + &err);
     }
 }
+
+/// The example jar the image build resolved (all streaming examples), for a
+/// session job to submit.
+pub fn examples_jar() -> std::path::PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let jar = Path::new(&home).join(
+        ".m2/repository/org/apache/flink/flink-examples-streaming/1.20.0/flink-examples-streaming-1.20.0.jar",
+    );
+    assert!(
+        jar.exists(),
+        "{} (resolved by deploy/local/images) is missing",
+        jar.display()
+    );
+    jar
+}
+
+fn session_cluster(name: &str, data: &Path) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "2"
+    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
+    state.checkpoints.dir: file://{DATA_MOUNT}/checkpoints
+    execution.checkpointing.interval: 5 s
+  serviceAccount: flink
+  podTemplate:
+    spec:
+      containers:
+        - name: flink-main-container
+          volumeMounts: [{{name: flink-data, mountPath: {DATA_MOUNT}}}]
+      volumes:
+        - name: flink-data
+          hostPath: {{path: {data}, type: Directory}}
+  jobManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  taskManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+"#,
+        data = data.display()
+    )
+}
+
+fn session_job(name: &str, session: &str, jar_url: &str, state: &str) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  deploymentName: {session}
+  job:
+    jarURI: {jar_url}
+    entryClass: org.apache.flink.streaming.examples.statemachine.StateMachineExample
+    parallelism: 2
+    upgradeMode: savepoint
+    state: {state}
+"#
+    )
+}
+
+fn job_status(c: &Cluster, name: &str) -> Value {
+    let (ok, out, _) = c.kubectl(
+        &[
+            "get",
+            "flinksessionjob",
+            "-n",
+            NAMESPACE,
+            name,
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    if !ok {
+        return Value::Null;
+    }
+    serde_json::from_str::<Value>(&out).map_or(Value::Null, |v| v["status"].clone())
+}
+
+/// A native session cluster on real pods, and a FlinkSessionJob whose jar
+/// flinkgate downloads over HTTPS and submits: Flink creates TaskManager pods
+/// for it; suspend and resume keep its state.
+pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
+    let (session, job) = ("session", "statemachine-job");
+    let data = data_dir(c);
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_cluster(session, &data)),
+    );
+    wait(
+        "the session cluster is STABLE",
+        Duration::from_secs(180),
+        || {
+            let s = status(c, session);
+            str_at(&s, "/jobManagerDeploymentStatus") == "READY"
+                && str_at(&s, "/lifecycleState") == "STABLE"
+        },
+    );
+    assert!(
+        pods(c, &format!("app={session},component=taskmanager")).is_empty(),
+        "an idle native session cluster has no TaskManagers yet"
+    );
+    let t = Instant::now();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job(job, session, jar_url, "running")),
+    );
+    let uid = c.get_json("flinksessionjob", NAMESPACE, job)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = flinkgate::controller::job_id::job_id(&uid, 1);
+    let mut base = String::new();
+    wait(
+        "the session job RUNNING with every task, on TaskManager pods Flink made for it",
+        Duration::from_secs(180),
+        || {
+            let Some(r) = rest(c, session) else {
+                return false;
+            };
+            base = r;
+            let s = job_status(c, job);
+            str_at(&s, "/jobStatus/jobId") == first
+                && str_at(&s, "/jobStatus/state") == "RUNNING"
+                && all_tasks_running(&base, &first)
+        },
+    );
+    eprintln!(
+        "real-nodes: session job apply -> RUNNING in {:.1}s (jar over HTTPS, TaskManagers created on demand)",
+        t.elapsed().as_secs_f64()
+    );
+    let tms = pods(c, &format!("app={session},component=taskmanager"));
+    assert!(
+        !tms.is_empty() && tms.iter().all(running),
+        "TaskManager pods run"
+    );
+
+    wait("a completed checkpoint", Duration::from_secs(60), || {
+        flink_get(&base, &format!("/jobs/{first}/checkpoints"))
+            .and_then(|v| v.pointer("/counts/completed")?.as_u64())
+            .is_some_and(|n| n >= 1)
+    });
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job(job, session, jar_url, "suspended")),
+    );
+    let mut savepoint = String::new();
+    wait(
+        "the session job SUSPENDED with a savepoint",
+        Duration::from_secs(120),
+        || {
+            let s = job_status(c, job);
+            savepoint = str_at(&s, "/jobStatus/upgradeSavepointPath").to_owned();
+            str_at(&s, "/lifecycleState") == "SUSPENDED" && !savepoint.is_empty()
+        },
+    );
+    assert_eq!(
+        job_state(&base, &first).as_deref(),
+        Some("FINISHED"),
+        "stopped with the savepoint"
+    );
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&session_job(job, session, jar_url, "running")),
+    );
+    let second = flinkgate::controller::job_id::job_id(&uid, 2);
+    wait(
+        "the resumed session job RUNNING",
+        Duration::from_secs(180),
+        || {
+            let s = job_status(c, job);
+            str_at(&s, "/jobStatus/jobId") == second
+                && str_at(&s, "/jobStatus/state") == "RUNNING"
+                && all_tasks_running(&base, &second)
+        },
+    );
+    assert_eq!(
+        restored_from(&base, &second).as_deref().map(strip_scheme),
+        Some(strip_scheme(&savepoint)),
+        "the resumed session job restored from its savepoint"
+    );
+
+    c.must(
+        &[
+            "delete",
+            "flinksessionjob",
+            "-n",
+            NAMESPACE,
+            job,
+            "--wait=false",
+        ],
+        None,
+    );
+    wait(
+        "deleting the session job cancels it",
+        Duration::from_secs(60),
+        || job_state(&base, &second).as_deref() == Some("CANCELED"),
+    );
+    c.must(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            session,
+            "--wait=false",
+        ],
+        None,
+    );
+    wait(
+        "no pod, Service, ConfigMap or Deployment of the session cluster left",
+        Duration::from_secs(120),
+        || {
+            let (_, out, _) = c.kubectl(
+                &[
+                    "get",
+                    "flinkdeployment,deployment,service,configmap,pods",
+                    "-n",
+                    NAMESPACE,
+                    "-o",
+                    "name",
+                ],
+                None,
+            );
+            !out.lines().any(|l| l.contains(session))
+        },
+    );
+}
