@@ -109,10 +109,16 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     scenarios::prepare(&cluster);
-    let all: Vec<Scenario> = vec![(
-        "native application mode: apply to RUNNING, TaskManager pods from Flink admitted, suspend/resume and upgrade keep state, delete leaves nothing",
-        scenarios::native_application_lifecycle,
-    )];
+    let all: Vec<Scenario> = vec![
+        (
+            "native application mode: apply to RUNNING, TaskManager pods from Flink admitted, suspend/resume and upgrade keep state, delete leaves nothing",
+            scenarios::native_application_lifecycle,
+        ),
+        (
+            "native session cluster + FlinkSessionJob: jar over HTTPS, TaskManagers on demand, suspend/resume keep state, delete cancels",
+            |c| scenarios::native_session_job_lifecycle(c, JAR_URL.get().expect("jar URL")),
+        ),
+    ];
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
     let selected: Vec<Scenario> = all
         .into_iter()
