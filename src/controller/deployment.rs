@@ -22,6 +22,7 @@ use super::context::{Context, FIELD_MANAGER, FINALIZER, ReconcileError};
 use super::flink_api::SavepointProgress;
 use super::flink_config::{self, FlatConfig, is_application, is_standalone};
 use super::job_id;
+use super::pod_health;
 use super::resources::{self, Replicas};
 use super::status::{self, Lifecycle};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
@@ -280,20 +281,47 @@ async fn apply(
     };
     patch["jobManagerDeploymentStatus"] = json!(jm_status);
     let mut job_running = !app;
+    let mut job_failure = None;
     if let Some(o) = &overview {
         patch["clusterInfo"] = json!({"flink-version": o.flink_version});
         if let Some(jid) = &job_id
             && let Some(j) = flink.job_state(jid).await?
         {
             job_running = j.state == "RUNNING";
+            if j.state == "FAILED" {
+                let cause = flink.root_exception(jid).await.ok().flatten();
+                job_failure = Some(match cause {
+                    Some(c) => format!("job {jid} failed in Flink: {c}"),
+                    None => format!("job {jid} failed in Flink"),
+                });
+            }
             patch["jobStatus"] = json!({"jobId": j.jid, "jobName": j.name, "state": j.state,
                 "startTime": j.start_time.to_string(), "updateTime": status::now_millis().to_string()});
         }
     }
     let stable = overview.is_some() && job_running;
+    // A cluster that is not running: do its pods say why?
+    let pod_failure = if stable {
+        None
+    } else {
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("app={name}")))
+            .await?;
+        pod_health::failure(&list.items)
+    };
+    if let Some((pod_health::Component::JobManager, _)) = &pod_failure {
+        patch["jobManagerDeploymentStatus"] = json!("ERROR");
+    }
+    let failure = replica_failure
+        .map(|m| (pod_health::Component::JobManager.event_reason(), m))
+        .or(pod_failure.map(|(c, m)| (c.event_reason(), m)))
+        .or(job_failure.map(|m| ("JobFailed", m)));
     patch["lifecycleState"] = json!(
         if stable {
             Lifecycle::Stable
+        } else if failure.is_some() {
+            Lifecycle::Failed
         } else {
             Lifecycle::Deployed
         }
@@ -301,12 +329,11 @@ async fn apply(
     );
     patch["reconciliationStatus"] =
         status::reconciliation_status(&spec_json, generation, stable, "DEPLOYED");
-    patch["error"] = json!(replica_failure);
-    if let Some(msg) = &replica_failure
+    patch["error"] = json!(failure.as_ref().map(|(_, m)| m));
+    if let Some((reason, msg)) = &failure
         && st.get("error").and_then(Value::as_str) != Some(msg)
     {
-        ctx.event(d, true, "JobManagerPodsFailing", msg.clone())
-            .await;
+        ctx.event(d, true, reason, msg.clone()).await;
     }
     patch_status(d, ctx, api, &mut st, patch).await?;
     ctx.succeeded(&uid);

@@ -206,6 +206,14 @@ impl FlinkRestClient {
         Ok(())
     }
 
+    /// The first line of the job's root exception (`/jobs/:jid/exceptions`),
+    /// what a user needs to see why it failed.
+    pub async fn root_exception(&self, jid: &str) -> Result<Option<String>, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "exceptions"]);
+        let v: serde_json::Value = self.send_json(self.http.get(url.clone()), url).await?;
+        Ok(root_exception_of(&v))
+    }
+
     /// The savepoint or checkpoint the job was restored from, if any.
     pub async fn restored_from(&self, jid: &str) -> Result<Option<String>, FlinkRestError> {
         let url = self.url(&["jobs", jid, "checkpoints"]);
@@ -277,8 +285,40 @@ fn progress_of(s: OperationStatus) -> SavepointProgress {
     SavepointProgress::Failed { cause }
 }
 
+/// The root exception's first line: the 1.x `root-exception` field, else the
+/// newest entry of `exceptionHistory`.
+fn root_exception_of(v: &serde_json::Value) -> Option<String> {
+    let text = v
+        .get("root-exception")
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| {
+            v.pointer("/exceptionHistory/entries/0/stacktrace")
+                .and_then(serde_json::Value::as_str)
+        })?;
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_root_exception_is_its_first_line() {
+        let v = serde_json::json!({"root-exception": "org.apache.flink.runtime.JobException: Recovery is suppressed\n\tat org.apache...",
+            "exceptionHistory": {"entries": []}});
+        assert_eq!(
+            root_exception_of(&v).as_deref(),
+            Some("org.apache.flink.runtime.JobException: Recovery is suppressed")
+        );
+        let v = serde_json::json!({"exceptionHistory": {"entries": [{"stacktrace": "java.lang.ClassNotFoundException: com.example.Nope\n\tat x"}]}});
+        assert_eq!(
+            root_exception_of(&v).as_deref(),
+            Some("java.lang.ClassNotFoundException: com.example.Nope")
+        );
+        assert_eq!(root_exception_of(&serde_json::json!({})), None);
+    }
     use super::*;
 
     fn status(json: &str) -> SavepointProgress {

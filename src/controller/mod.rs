@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod flink_api;
 pub mod flink_config;
 pub mod job_id;
+pub mod pod_health;
 pub mod pod_template;
 pub mod resources;
 pub mod session_job;

@@ -1,0 +1,209 @@
+//! What a Flink cluster's pods say about why it does not run: an image that
+//! cannot be pulled, a container that keeps crashing, a configuration the
+//! kubelet refuses. Pure functions over pods, so the rules are tested without
+//! a cluster; the reconciler lists the pods and reports what these find.
+
+use k8s_openapi::api::core::v1::Pod;
+
+/// Waiting reasons that do not fix themselves without a spec change.
+const STUCK_WAITING: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Which part of the cluster a failing pod belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    JobManager,
+    TaskManager,
+}
+
+impl Component {
+    fn of(pod: &Pod) -> Option<Self> {
+        match pod.metadata.labels.as_ref()?.get("component")?.as_str() {
+            "jobmanager" => Some(Self::JobManager),
+            "taskmanager" => Some(Self::TaskManager),
+            _ => None,
+        }
+    }
+
+    pub fn event_reason(self) -> &'static str {
+        match self {
+            Self::JobManager => "JobManagerPodsFailing",
+            Self::TaskManager => "TaskManagerPodsFailing",
+        }
+    }
+}
+
+/// The first failure found, JobManager pods before TaskManager pods, as
+/// (component, a message naming the pod, the container, the reason and the
+/// kubelet's message).
+pub fn failure(pods: &[Pod]) -> Option<(Component, String)> {
+    let mut found: Vec<(Component, String)> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| Some((Component::of(p)?, pod_failure(p)?)))
+        .collect();
+    found.sort_by_key(|(c, msg)| (*c == Component::TaskManager, msg.clone()));
+    found.into_iter().next()
+}
+
+fn pod_failure(pod: &Pod) -> Option<String> {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let status = pod.status.as_ref()?;
+    for cs in status.container_statuses.iter().flatten() {
+        let state = cs.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref())
+            && let Some(reason) = w.reason.as_deref()
+            && STUCK_WAITING.contains(&reason)
+        {
+            let mut msg = format!("pod {name}: container {} is {reason}", cs.name);
+            if let Some(m) = w.message.as_deref().filter(|m| !m.is_empty()) {
+                msg.push_str(": ");
+                msg.push_str(first_line(m));
+            }
+            // A crash loop's cause is in the last termination.
+            if let Some(t) = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                msg.push_str(&format!(" (last exit code {}", t.exit_code));
+                if let Some(r) = t.reason.as_deref() {
+                    msg.push_str(&format!(", {r}"));
+                }
+                msg.push(')');
+            }
+            return Some(msg);
+        }
+    }
+    // A pod that will not restart (Flink's native TaskManagers) and failed.
+    if status.phase.as_deref() == Some("Failed") {
+        let exit = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find_map(|cs| cs.state.as_ref()?.terminated.as_ref())
+            .map(|t| {
+                format!(
+                    " (exit code {}{})",
+                    t.exit_code,
+                    t.reason
+                        .as_deref()
+                        .map(|r| format!(", {r}"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        let why = status
+            .message
+            .as_deref()
+            .or(status.reason.as_deref())
+            .map(|m| format!(": {}", first_line(m)))
+            .unwrap_or_default();
+        return Some(format!("pod {name} failed{exit}{why}"));
+    }
+    None
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(component: &str, name: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "orders", "component": component}},
+            "status": status,
+        }))
+        .expect("test pod")
+    }
+
+    fn waiting(reason: &str, message: &str) -> serde_json::Value {
+        json!({"phase": "Pending", "containerStatuses": [{
+            "name": "flink-main-container", "image": "x", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}}]})
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_is_named_with_the_kubelets_message() {
+        let pods = [pod(
+            "jobmanager",
+            "orders-abc",
+            waiting("ErrImagePull", "pull access denied for flink:9.9\nmore"),
+        )];
+        let (c, msg) = failure(&pods).expect("a failure");
+        assert_eq!(c, Component::JobManager);
+        assert_eq!(
+            msg,
+            "pod orders-abc: container flink-main-container is ErrImagePull: pull access denied for flink:9.9"
+        );
+    }
+
+    #[test]
+    fn a_crash_loop_reports_the_last_exit() {
+        let status = json!({"phase": "Running", "containerStatuses": [{
+            "name": "flink-main-container", "image": "x", "imageID": "", "ready": false,
+            "restartCount": 4,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]});
+        let (c, msg) = failure(&[pod("taskmanager", "orders-tm-1", status)]).unwrap();
+        assert_eq!(c, Component::TaskManager);
+        assert!(msg.ends_with("(last exit code 1, Error)"), "{msg}");
+    }
+
+    #[test]
+    fn a_failed_native_taskmanager_pod_is_reported() {
+        let status = json!({"phase": "Failed", "containerStatuses": [{
+            "name": "flink-main-container", "image": "x", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]});
+        let (_, msg) = failure(&[pod("taskmanager", "orders-taskmanager-1-3", status)]).unwrap();
+        assert_eq!(
+            msg,
+            "pod orders-taskmanager-1-3 failed (exit code 137, OOMKilled)"
+        );
+    }
+
+    #[test]
+    fn jobmanager_failures_come_first_and_healthy_or_starting_pods_are_none() {
+        let running = json!({"phase": "Running", "containerStatuses": [{
+            "name": "flink-main-container", "image": "x", "imageID": "", "ready": true,
+            "restartCount": 0, "state": {"running": {}}}]});
+        let creating = waiting("ContainerCreating", "");
+        assert_eq!(
+            failure(&[
+                pod("jobmanager", "jm", running.clone()),
+                pod("taskmanager", "tm", creating)
+            ]),
+            None
+        );
+        let pods = [
+            pod("taskmanager", "tm", waiting("ImagePullBackOff", "back-off")),
+            pod(
+                "jobmanager",
+                "jm",
+                waiting("CreateContainerConfigError", "no key"),
+            ),
+        ];
+        assert_eq!(failure(&pods).unwrap().0, Component::JobManager);
+    }
+
+    #[test]
+    fn pods_being_deleted_or_of_no_component_are_ignored() {
+        let mut p = pod("jobmanager", "old", waiting("ErrImagePull", ""));
+        p.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(failure(&[p]), None);
+        assert_eq!(
+            failure(&[pod("sidecar", "x", waiting("ErrImagePull", ""))]),
+            None
+        );
+    }
+}
