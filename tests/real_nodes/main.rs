@@ -118,6 +118,18 @@ fn main() {
             "native session cluster + FlinkSessionJob: jar over HTTPS, TaskManagers on demand, suspend/resume keep state, delete cancels",
             |c| scenarios::native_session_job_lifecycle(c, JAR_URL.get().expect("jar URL")),
         ),
+        (
+            "standalone mode: the TaskManager Deployment's pods register with the JobManager",
+            scenarios::standalone_taskmanagers_register,
+        ),
+        (
+            "Kubernetes HA: a killed JobManager's job recovers from its latest checkpoint",
+            scenarios::ha_jobmanager_kill_recovers_from_checkpoint,
+        ),
+        (
+            "failures show: bad image and missing main class are FAILED with the cause and an Event",
+            scenarios::failures_show_in_status_and_events,
+        ),
     ];
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
     let selected: Vec<Scenario> = all

@@ -684,3 +684,250 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
         },
     );
 }
+
+fn standalone_session(name: &str, replicas: u32) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  mode: standalone
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "1"
+  serviceAccount: flink
+  jobManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  taskManager:
+    replicas: {replicas}
+    resource: {{memory: 1024m, cpu: 0.25}}
+"#
+    )
+}
+
+/// Standalone mode: the TaskManager Deployment's replicas are real
+/// TaskManagers that register with the JobManager.
+pub fn standalone_taskmanagers_register(c: &mut Cluster) {
+    let name = "standalone";
+    c.must(&["apply", "-f", "-"], Some(&standalone_session(name, 2)));
+    let mut base = String::new();
+    wait(
+        "two standalone TaskManagers registered with the JobManager, status STABLE",
+        Duration::from_secs(180),
+        || {
+            let Some(r) = rest(c, name) else { return false };
+            base = r;
+            let registered = flink_get(&base, "/taskmanagers")
+                .and_then(|v| v["taskmanagers"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            registered == 2 && str_at(&status(c, name), "/lifecycleState") == "STABLE"
+        },
+    );
+    let tms = pods(c, &format!("app={name},component=taskmanager"));
+    assert_eq!(tms.len(), 2, "the TaskManager Deployment's pods");
+    assert!(tms.iter().all(running));
+    assert_eq!(
+        tms[0]["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet",
+        "from the TaskManager Deployment, not from Flink"
+    );
+    let slots = flink_get(&base, "/overview").unwrap()["slots-total"].as_u64();
+    assert_eq!(slots, Some(2), "one slot each");
+    c.must(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            name,
+            "--wait=false",
+        ],
+        None,
+    );
+    wait(
+        "the standalone cluster is gone",
+        Duration::from_secs(120),
+        || pods(c, &format!("app={name}")).is_empty(),
+    );
+}
+
+fn ha_application(name: &str, data: &Path, entry_class: Option<&str>) -> String {
+    let entry = entry_class
+        .map(|e| format!("    entryClass: {e}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "2"
+    high-availability.type: kubernetes
+    high-availability.storageDir: file://{DATA_MOUNT}/ha
+    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
+    state.checkpoints.dir: file://{DATA_MOUNT}/checkpoints
+    execution.checkpointing.interval: 3 s
+  serviceAccount: flink
+  podTemplate:
+    spec:
+      containers:
+        - name: flink-main-container
+          volumeMounts: [{{name: flink-data, mountPath: {DATA_MOUNT}}}]
+      volumes:
+        - name: flink-data
+          hostPath: {{path: {data}, type: Directory}}
+  jobManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  taskManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  job:
+    jarURI: local:///opt/flink/examples/streaming/StateMachineExample.jar
+{entry}    parallelism: 2
+    upgradeMode: last-state
+"#,
+        data = data.display()
+    )
+}
+
+/// Kubernetes HA: the JobManager pod is killed; its replacement recovers the
+/// same job from its latest checkpoint.
+pub fn ha_jobmanager_kill_recovers_from_checkpoint(c: &mut Cluster) {
+    let name = "ha";
+    let data = data_dir(c);
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&ha_application(name, &data, None)),
+    );
+    let uid = c.get_json("flinkdeployment", NAMESPACE, name)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jid = flinkgate::controller::job_id::job_id(&uid, 1);
+    let rest_base = await_running(c, name, &jid, Duration::from_secs(240));
+    wait("two completed checkpoints", Duration::from_secs(60), || {
+        flink_get(&rest_base, &format!("/jobs/{jid}/checkpoints"))
+            .and_then(|v| v.pointer("/counts/completed")?.as_u64())
+            .is_some_and(|n| n >= 2)
+    });
+    let jm = pods(c, &format!("app={name},component=jobmanager"));
+    let jm_name = jm[0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let t = Instant::now();
+    c.must(
+        &[
+            "delete",
+            "pod",
+            "-n",
+            NAMESPACE,
+            &jm_name,
+            "--grace-period=0",
+            "--force",
+        ],
+        None,
+    );
+    let mut restored = None;
+    wait(
+        "a new JobManager runs the same job again, restored from a checkpoint",
+        Duration::from_secs(240),
+        || {
+            let Some(r) = rest(c, name) else { return false };
+            restored = restored_from(&r, &jid);
+            let new_jm = pods(c, &format!("app={name},component=jobmanager"))
+                .iter()
+                .any(|p| running(p) && p["metadata"]["name"] != jm_name.as_str());
+            new_jm && all_tasks_running(&r, &jid) && restored.is_some()
+        },
+    );
+    eprintln!(
+        "real-nodes: JobManager killed -> job {jid} RUNNING again with HA in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let restored = restored.unwrap();
+    assert!(
+        restored.contains(&format!("/checkpoints/{jid}/chk-")),
+        "restored from one of its checkpoints: {restored}"
+    );
+    c.must(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            name,
+            "--wait=false",
+        ],
+        None,
+    );
+    wait("the HA cluster is gone", Duration::from_secs(120), || {
+        pods(c, &format!("app={name}")).is_empty()
+    });
+}
+
+/// Failures show: an image that cannot be pulled, and an application whose
+/// main class does not exist, each become FAILED with the cause in
+/// status.error and a Warning Event, within a bounded time.
+pub fn failures_show_in_status_and_events(c: &mut Cluster) {
+    let data = data_dir(c);
+    let bad_image = application("bad-image", "running", &data, 1)
+        .replace("image: flink:1.20", "image: flink:0.0-does-not-exist");
+    c.must(&["apply", "-f", "-"], Some(&bad_image));
+    let mut s = Value::Null;
+    wait(
+        "an image that cannot be pulled is FAILED with the reason",
+        Duration::from_secs(120),
+        || {
+            s = status(c, "bad-image");
+            str_at(&s, "/lifecycleState") == "FAILED"
+                && str_at(&s, "/jobManagerDeploymentStatus") == "ERROR"
+        },
+    );
+    let err = str_at(&s, "/error");
+    assert!(
+        err.contains("ErrImagePull") || err.contains("ImagePullBackOff"),
+        "{err}"
+    );
+    assert!(err.contains("bad-image-"), "names the pod: {err}");
+    let ev = events(c, "bad-image");
+    assert!(ev.contains("JobManagerPodsFailing"), "{ev}");
+
+    c.must(
+        &["apply", "-f", "-"],
+        Some(
+            &ha_application("bad-class", &data, Some("com.example.DoesNotExist"))
+                .replace("name: ha\n", "name: bad-class\n"),
+        ),
+    );
+    wait(
+        "an application whose main class is missing is FAILED with Flink's cause",
+        Duration::from_secs(240),
+        || {
+            s = status(c, "bad-class");
+            str_at(&s, "/lifecycleState") == "FAILED" && str_at(&s, "/jobStatus/state") == "FAILED"
+        },
+    );
+    let err = str_at(&s, "/error");
+    assert!(err.contains("failed in Flink"), "{err}");
+    assert!(
+        events(c, "bad-class").contains("JobFailed"),
+        "{}",
+        events(c, "bad-class")
+    );
+    for name in ["bad-image", "bad-class"] {
+        c.must(
+            &[
+                "delete",
+                "flinkdeployment",
+                "-n",
+                NAMESPACE,
+                name,
+                "--wait=false",
+            ],
+            None,
+        );
+    }
+}
