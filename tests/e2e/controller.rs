@@ -1,10 +1,15 @@
-//! The controller on the real control plane and a real Flink session cluster.
+//! The controller on the real control plane with kwok nodes, and a real
+//! Flink session cluster run as host JVMs.
 //!
-//! kube-controller-manager and kwok turn the JobManager Deployment the
-//! controller applies into a Running pod; the real Flink JVMs (deploy/flink)
-//! stand in for that pod's REST endpoint through the controller-side
-//! `--jobmanager-url e2e/session=...` override. The session job's jar is
-//! served over HTTPS by this test, with flinkgate's test CA.
+//! Where Flink really runs in pods (native and standalone clusters, session
+//! jobs, HA, failures), the proof is tests/real_nodes. These scenarios keep
+//! the host-JVM stand-in where it is still the right tool: leader failover
+//! and crashes injected between persisting a job id and submitting it
+//! (`--fault`), and the controller's bookkeeping against a kwok-sized
+//! cluster, all of which need a JobManager that outlives any pod. kwok turns
+//! the JobManager Deployment into a Running pod; the host JVMs (deploy/flink)
+//! answer for it through `--jobmanager-url e2e/session=...`. The session
+//! job's jar is served over HTTPS by this test, with flinkgate's test CA.
 
 use std::path::Path;
 use std::process::Command;

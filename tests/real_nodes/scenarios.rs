@@ -895,29 +895,59 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
     let ev = events(c, "bad-image");
     assert!(ev.contains("JobManagerPodsFailing"), "{ev}");
 
+    // A main class that is not in the jar: Flink's entrypoint exits, so the
+    // JobManager crash-loops.
     c.must(
         &["apply", "-f", "-"],
-        Some(
-            &ha_application("bad-class", &data, Some("com.example.DoesNotExist"))
-                .replace("name: ha\n", "name: bad-class\n"),
-        ),
+        Some(&ha_application(
+            "bad-class",
+            &data,
+            Some("com.example.DoesNotExist"),
+        )),
     );
     wait(
-        "an application whose main class is missing is FAILED with Flink's cause",
+        "an application whose main class is missing is FAILED",
         Duration::from_secs(240),
         || {
             s = status(c, "bad-class");
+            str_at(&s, "/lifecycleState") == "FAILED"
+        },
+    );
+    let err = str_at(&s, "/error");
+    assert!(
+        err.contains("CrashLoopBackOff") || err.contains("Error"),
+        "the JobManager's crash loop: {err}"
+    );
+
+    // A job that fails at run time, with no restarts: Flink reports it
+    // FAILED (the JobManager outlives it), and so does the status.
+    let failing = ha_application(
+        "failing-job",
+        &data,
+        Some("org.apache.flink.streaming.examples.wordcount.WordCount"),
+    )
+    .replace(
+        "    parallelism: 2\n",
+        "    args: [\"--input\", \"file:///does/not/exist\"]\n    parallelism: 2\n",
+    )
+    .replace(
+        "    taskmanager.numberOfTaskSlots: \"2\"\n",
+        "    taskmanager.numberOfTaskSlots: \"2\"\n    restart-strategy.type: none\n",
+    );
+    c.must(&["apply", "-f", "-"], Some(&failing));
+    wait(
+        "a job that fails in Flink is FAILED with Flink's root exception",
+        Duration::from_secs(240),
+        || {
+            s = status(c, "failing-job");
             str_at(&s, "/lifecycleState") == "FAILED" && str_at(&s, "/jobStatus/state") == "FAILED"
         },
     );
     let err = str_at(&s, "/error");
     assert!(err.contains("failed in Flink"), "{err}");
-    assert!(
-        events(c, "bad-class").contains("JobFailed"),
-        "{}",
-        events(c, "bad-class")
-    );
-    for name in ["bad-image", "bad-class"] {
+    let ev = events(c, "failing-job");
+    assert!(ev.contains("JobFailed"), "{ev}");
+    for name in ["bad-image", "bad-class", "failing-job"] {
         c.must(
             &[
                 "delete",
