@@ -17,6 +17,10 @@ const STUCK_WAITING: &[&str] = &[
     "RunContainerError",
 ];
 
+/// Restarts after which a container that exits with an error is crashing,
+/// not starting up.
+const CRASH_RESTARTS: i32 = 2;
+
 /// Which part of the cluster a failing pod belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Component {
@@ -77,6 +81,26 @@ fn pod_failure(pod: &Pod) -> Option<String> {
                 msg.push(')');
             }
             return Some(msg);
+        }
+    }
+    // A container the kubelet keeps restarting, caught between two
+    // back-offs (running again, or just exited).
+    for cs in status.container_statuses.iter().flatten() {
+        let last = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        let now = cs.state.as_ref().and_then(|s| s.terminated.as_ref());
+        if let Some(t) = now.or(last).filter(|t| t.exit_code != 0)
+            && cs.restart_count >= CRASH_RESTARTS
+        {
+            return Some(format!(
+                "pod {name}: container {} keeps crashing: restarted {} times, last exit code {}{}",
+                cs.name,
+                cs.restart_count,
+                t.exit_code,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ));
         }
     }
     // A pod that will not restart (Flink's native TaskManagers) and failed.
@@ -156,6 +180,35 @@ mod tests {
         let (c, msg) = failure(&[pod("taskmanager", "orders-tm-1", status)]).unwrap();
         assert_eq!(c, Component::TaskManager);
         assert!(msg.ends_with("(last exit code 1, Error)"), "{msg}");
+    }
+
+    #[test]
+    fn a_container_restarting_with_errors_is_crashing_even_between_back_offs() {
+        let status = |restarts: i32| {
+            json!({"phase": "Running", "containerStatuses": [{
+                "name": "flink-main-container", "image": "x", "imageID": "", "ready": true,
+                "restartCount": restarts, "state": {"running": {}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}]})
+        };
+        assert_eq!(
+            failure(&[pod("jobmanager", "jm", status(1))]),
+            None,
+            "one restart may be a hiccup"
+        );
+        let (_, msg) = failure(&[pod("jobmanager", "jm", status(3))]).unwrap();
+        assert_eq!(
+            msg,
+            "pod jm: container flink-main-container keeps crashing: restarted 3 times, last exit code 1 (Error)"
+        );
+        let clean = json!({"phase": "Running", "containerStatuses": [{
+            "name": "flink-main-container", "image": "x", "imageID": "", "ready": true,
+            "restartCount": 5, "state": {"running": {}},
+            "lastState": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]});
+        assert_eq!(
+            failure(&[pod("jobmanager", "jm", clean)]),
+            None,
+            "clean exits are no crash"
+        );
     }
 
     #[test]

@@ -119,6 +119,10 @@ fn main() {
             |c| scenarios::native_session_job_lifecycle(c, JAR_URL.get().expect("jar URL")),
         ),
         (
+            "slow node: a CPU quota on its cgroup root, capacity and allocatable unchanged",
+            scenarios::slow_node_is_invisible_to_the_scheduler,
+        ),
+        (
             "standalone mode: the TaskManager Deployment's pods register with the JobManager",
             scenarios::standalone_taskmanagers_register,
         ),
@@ -132,7 +136,7 @@ fn main() {
         ),
     ];
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
-    let selected: Vec<Scenario> = all
+    let mut selected: Vec<Scenario> = all
         .into_iter()
         .filter(|(name, _)| only.split(',').any(|w| name.contains(w)))
         .collect();
@@ -169,6 +173,27 @@ fn main() {
     cluster.down();
     drop(cluster);
     drop(jar);
+    // Only one real-node cluster runs at a time: this one comes after.
+    let name = "a kill -9'd up, then down, leaves the host as it was";
+    if only.split(',').any(|w| name.contains(w)) {
+        let t = Instant::now();
+        let killed = PathBuf::from(format!("{}-killed", dir.display()));
+        let result =
+            std::panic::catch_unwind(|| scenarios::killed_up_then_down_leaves_nothing(&killed));
+        if result.is_ok() {
+            eprintln!(
+                "real-nodes: ok     {name} ({:.1}s)",
+                t.elapsed().as_secs_f64()
+            );
+        } else {
+            eprintln!("real-nodes: FAILED {name}");
+            let _ = Command::new(repo("deploy/local/cluster"))
+                .args(["down", "--dir", killed.to_str().unwrap()])
+                .status();
+            failed.push(name);
+        }
+        selected.push((name, |_| {}));
+    }
     eprintln!(
         "real-nodes: {} passed, {} failed in {:.1}s",
         selected.len() - failed.len(),

@@ -915,7 +915,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
     );
     let err = str_at(&s, "/error");
     assert!(
-        err.contains("CrashLoopBackOff") || err.contains("Error"),
+        err.contains("CrashLoopBackOff") || err.contains("keeps crashing"),
         "the JobManager's crash loop: {err}"
     );
 
@@ -960,4 +960,136 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
             None,
         );
     }
+}
+
+/// What the host holds of real-node clusters: bridges, run dirs, cgroups,
+/// mounts, iptables rules and chains, processes, and the sysctls `up` sets.
+fn host_footprint(dir: &Path) -> Vec<String> {
+    let sh = |cmd: &str| {
+        Command::new("sh")
+            .args(["-c", cmd])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let dir = dir.display();
+    let mut out = Vec::new();
+    for (what, cmd) in [
+        (
+            "bridges",
+            "ip -o link show type bridge | grep -o ' fg[0-9a-f]*[nh][0-9]*' | sort".to_string(),
+        ),
+        ("run dirs", "ls /run | grep '^fg-' | sort".into()),
+        (
+            "cgroups",
+            "ls /sys/fs/cgroup/*/ | grep '^fg-' | sort -u".into(),
+        ),
+        (
+            "mounts",
+            format!("grep -e ' {dir}' -e ' /run/fg-' /proc/self/mountinfo | cut -d' ' -f5 | sort"),
+        ),
+        (
+            "iptables",
+            "iptables-save | grep -e KUBE- -e 'comment fg-' | sort".into(),
+        ),
+        (
+            "processes",
+            format!("ps -eo args | grep -v grep | grep -e '{dir}/' -e '/run/fg-' | sort"),
+        ),
+        (
+            "sysctls",
+            "sysctl -n net.ipv4.ip_forward net.ipv4.conf.all.route_localnet".into(),
+        ),
+    ] {
+        out.push(format!("{what}: {}", sh(&cmd).trim()));
+    }
+    out
+}
+
+/// `up --real-nodes` killed with SIGKILL once its first kubelet runs, then
+/// `down`: the host is as it was before.
+pub fn killed_up_then_down_leaves_nothing(dir: &Path) {
+    let before = host_footprint(dir);
+    let mut up = Command::new(repo("deploy/local/cluster"))
+        .args([
+            "up",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--real-nodes",
+            "1",
+            "--nodes",
+            "0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cluster up");
+    wait(
+        "the kubelet of the killed up is started",
+        Duration::from_secs(120),
+        || dir.join("pids/kubelet-node-0.pid").exists(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    up.kill().expect("SIGKILL up");
+    let _ = up.wait();
+    let during = host_footprint(dir);
+    assert_ne!(
+        during, before,
+        "the killed up left its nodes running: {during:?}"
+    );
+    let down = Command::new(repo("deploy/local/cluster"))
+        .args(["down", "--dir", dir.to_str().unwrap()])
+        .status()
+        .expect("cluster down");
+    assert!(down.success(), "down after a killed up");
+    assert_eq!(host_footprint(dir), before, "down left something behind");
+    assert!(!dir.exists(), "the state dir is removed");
+}
+
+/// `cluster slow-node`: a CPU quota on the node's cgroup root, while its
+/// capacity and allocatable (what the scheduler sees) stay as they were.
+pub fn slow_node_is_invisible_to_the_scheduler(c: &mut Cluster) {
+    use sha2::Digest;
+    let tag: String = sha2::Sha256::digest(c.dir.to_string_lossy().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..6]
+        .to_owned();
+    let quota_file = format!("/sys/fs/cgroup/cpu/fg-{tag}-n1/cpu.cfs_quota_us");
+    let node = |c: &Cluster| c.get_json("node", "", "node-1")["status"].clone();
+    let before = node(c);
+    let slow = |spec: &str| {
+        let ok = Command::new(repo("deploy/local/cluster"))
+            .args(["slow-node", "--dir", c.dir.to_str().unwrap(), spec])
+            .status()
+            .expect("cluster slow-node")
+            .success();
+        assert!(ok, "cluster slow-node {spec}");
+        std::fs::read_to_string(&quota_file)
+            .unwrap_or_else(|e| panic!("{quota_file}: {e}"))
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    assert_eq!(
+        slow("node-1=0.5"),
+        cpus * 100_000 / 2,
+        "half the host's CPUs"
+    );
+    std::thread::sleep(Duration::from_secs(6)); // a node status update
+    let after = node(c);
+    assert_eq!(after["capacity"], before["capacity"]);
+    assert_eq!(after["allocatable"], before["allocatable"]);
+    assert_eq!(slow("node-1=off"), -1, "no limit");
+    let bad = Command::new(repo("deploy/local/cluster"))
+        .args(["slow-node", "--dir", c.dir.to_str().unwrap(), "node-1=2"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "a fraction above 1 is refused");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("(0, 1]"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }
