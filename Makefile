@@ -1,10 +1,12 @@
 # The two commands a newcomer needs (see README):
 #   cargo run --release -- serve     # run flinkgate on its embedded default
-#   make test                        # every test, the real control plane included
+#   make test                        # every test, the real control plane and real nodes included
 #
-# `make test` builds the local Kubernetes control plane from Go modules the
-# first time (about 7-11 minutes on 2 cores, cached in ~/.cache/flinkgate),
-# then runs unit, TLS integration and end-to-end tests.
+# `make test` builds the local Kubernetes control plane, kubelet, kube-proxy
+# and CoreDNS from Go modules the first time (about 9-12 minutes on 2 cores,
+# cached in ~/.cache/flinkgate), then runs unit, TLS integration and
+# end-to-end tests; the real-node ones also install containerd and build the
+# flink:1.20 image (cached) and need root.
 
 E2E_DIR ?= $(or $(TMPDIR),/tmp)/flinkgate-e2e-make
 REAL_NODES_DIR ?= $(or $(TMPDIR),/tmp)/flinkgate-real-make
