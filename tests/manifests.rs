@@ -114,6 +114,7 @@ fn the_example_manifests_pass_check() {
         .args(["check", "-f"])
         .arg(repo("examples/flinkdeployment.yaml"))
         .arg(repo("examples/session-job.yaml"))
+        .arg(repo("examples/basic-application.yaml"))
         .output()
         .unwrap();
     assert_eq!(
