@@ -168,8 +168,12 @@ async fn apply(
                     .unwrap_or_else(|| " (cancelled)".into());
                 ctx.event(d, false, "JobStopped", format!("job {jid} stopped{how}"))
                     .await;
-            } else if upgrade {
-                // Nothing ran: the new job starts without state.
+            } else if upgrade
+                && st.pointer("/jobStatus/state").and_then(Value::as_str) != Some("FINISHED")
+            {
+                // Nothing ran: the new job starts without state. (A job
+                // FINISHED by our stop-with-savepoint keeps that savepoint,
+                // recorded before a retry got here.)
                 restore = None;
             }
         }
@@ -186,7 +190,10 @@ async fn apply(
         } else {
             Lifecycle::Deployed
         };
-        patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": state.as_str()})).await?;
+        // The spec is reconciled from here on: a retry of this reconcile
+        // (the new JobManager not answering yet) must not upgrade again.
+        patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": state.as_str(),
+            "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, "UPGRADING")})).await?;
         job_id = Some(next);
     }
 
@@ -284,8 +291,17 @@ async fn apply(
     let mut job_failure = None;
     if let Some(o) = &overview {
         patch["clusterInfo"] = json!({"flink-version": o.flink_version});
+        // A JobManager being replaced may drop the request: not an error,
+        // the next poll sees the new one.
+        let job = match &job_id {
+            Some(jid) => flink.job_state(jid).await.unwrap_or_else(|e| {
+                tracing::debug!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "job state not readable yet");
+                None
+            }),
+            None => None,
+        };
         if let Some(jid) = &job_id
-            && let Some(j) = flink.job_state(jid).await?
+            && let Some(j) = job
         {
             job_running = j.state == "RUNNING";
             if j.state == "FAILED" {
