@@ -281,7 +281,7 @@ async fn apply(
         match flink.overview().await {
             Ok(o) => ("READY", Some(o)),
             Err(e) => {
-                tracing::debug!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "JobManager REST not answering yet");
+                tracing::info!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "JobManager pods are available, its REST API not answering yet");
                 ("DEPLOYED_NOT_READY", None)
             }
         }

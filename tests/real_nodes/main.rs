@@ -145,6 +145,10 @@ fn main() {
         let t = Instant::now();
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut cluster)));
+        if result.is_err() {
+            scenarios::dump_state(&cluster, &dir.join("logs"));
+        }
+        scenarios::reset(&cluster);
         match result {
             Ok(()) => eprintln!(
                 "real-nodes: ok     {name} ({:.1}s)",

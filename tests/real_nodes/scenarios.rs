@@ -715,7 +715,7 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
     c.must(&["apply", "-f", "-"], Some(&standalone_session(name, 2)));
     let mut base = String::new();
     wait(
-        "two standalone TaskManagers registered with the JobManager, status STABLE",
+        "two standalone TaskManagers with a slot each registered with the JobManager, status STABLE",
         Duration::from_secs(180),
         || {
             let Some(r) = rest(c, name) else { return false };
@@ -723,7 +723,11 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
             let registered = flink_get(&base, "/taskmanagers")
                 .and_then(|v| v["taskmanagers"].as_array().map(Vec::len))
                 .unwrap_or(0);
-            registered == 2 && str_at(&status(c, name), "/lifecycleState") == "STABLE"
+            // One slot each; slots show once a TaskManager's registration completes.
+            let slots = flink_get(&base, "/overview").and_then(|o| o["slots-total"].as_u64());
+            registered == 2
+                && slots == Some(2)
+                && str_at(&status(c, name), "/lifecycleState") == "STABLE"
         },
     );
     let tms = pods(c, &format!("app={name},component=taskmanager"));
@@ -733,8 +737,6 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
         tms[0]["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet",
         "from the TaskManager Deployment, not from Flink"
     );
-    let slots = flink_get(&base, "/overview").unwrap()["slots-total"].as_u64();
-    assert_eq!(slots, Some(2), "one slot each");
     c.must(
         &[
             "delete",
@@ -1092,4 +1094,24 @@ pub fn slow_node_is_invisible_to_the_scheduler(c: &mut Cluster) {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+}
+
+/// Between scenarios: every Flink resource of the namespace deleted and its
+/// pods gone, so a failed scenario does not starve the next of CPU.
+pub fn reset(c: &Cluster) {
+    let _ = c.kubectl(
+        &[
+            "delete",
+            "flinksessionjob,flinkdeployment",
+            "--all",
+            "-n",
+            NAMESPACE,
+            "--wait=false",
+        ],
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && !pods(c, "app").is_empty() {
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
