@@ -42,7 +42,9 @@ SYSCTLS = {
 }
 DEBIAN_PACKAGES = {"containerd": "containerd", "runc": "runc",
                    os.path.join(CNI_BIN_DIR, "bridge"): "containernetworking-plugins",
-                   "iptables": "iptables", "ip": "iproute2", "conntrack": "conntrack"}
+                   "iptables": "iptables", "ip": "iproute2", "conntrack": "conntrack",
+                   # deploy/local/images builds the node images with it
+                   "debootstrap": "debootstrap"}
 
 NODE_READY_TIMEOUT = 90
 DNS_READY_TIMEOUT = 30
@@ -177,13 +179,17 @@ def ensure_packages(log):
         raise NodeError(f"packages still missing after apt-get install: {', '.join(still)}")
 
 
-def cgroup_hierarchies():
-    """Mounted cgroup v1 hierarchies (the v2 `unified` one holds no controllers here)."""
+def cgroup_hierarchies(include_unified=False):
+    """Mounted cgroup v1 hierarchies, where nodes get their cgroup root. With
+    `include_unified`, also the v2 `unified` mount of a hybrid host: it holds
+    no controllers, but runc puts every container there as well, so teardown
+    must empty and remove it too."""
+    types = ("cgroup", "cgroup2") if include_unified else ("cgroup",)
     out = []
     for line in read("/proc/self/mountinfo").splitlines():
         parts = line.split()
         sep = parts.index("-")
-        if parts[sep + 1] == "cgroup":
+        if parts[sep + 1] in types:
             out.append(parts[4])
     return sorted(set(out))
 
@@ -499,7 +505,7 @@ def kill_cgroup_tree(lay, log):
     """SIGKILLs every process left in the nodes' cgroups (containers, pause
     processes), then removes the cgroups bottom-up in every hierarchy."""
     roots = []
-    for h in cgroup_hierarchies():
+    for h in cgroup_hierarchies(include_unified=True):
         try:
             roots += [os.path.join(h, e) for e in os.listdir(h) if e.startswith(f"fg-{lay.tag}-n")]
         except OSError:
@@ -567,7 +573,7 @@ def teardown(state_dir, log, stop_recorded=None):
     lay = Layout(state_dir)
     has_anything = (os.path.isdir(lay.run_dir) or os.path.isdir(os.path.join(lay.dir, "nodes"))
                     or our_bridges(lay) or any(os.path.isdir(h + f"/fg-{lay.tag}-n0")
-                                              for h in cgroup_hierarchies()))
+                                              for h in cgroup_hierarchies(include_unified=True)))
     if not has_anything:
         return
     log("real nodes: tearing down")
