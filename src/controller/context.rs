@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::Client;
@@ -14,6 +14,7 @@ use thiserror::Error;
 
 use crate::collector::JobManagerTarget;
 use crate::collector::flink_rest::{FlinkRestClient, FlinkRestError, FlinkRestOptions};
+use crate::controller::pod_health::TaskManagerExits;
 use crate::policy::PolicyStore;
 use crate::telemetry::Metrics;
 
@@ -103,6 +104,10 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Polls so far of a JobManager that is up but not answering, per uid.
     not_ready: Mutex<HashMap<String, u32>>,
+    /// Recent error exits of native TaskManager pods, per `namespace/name`
+    /// of their FlinkDeployment (see
+    /// [`crate::controller::pod_health::taskmanager_exit`]).
+    taskmanager_exits: Mutex<HashMap<String, TaskManagerExits>>,
 }
 
 impl Context {
@@ -147,6 +152,7 @@ impl Context {
             applied: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             not_ready: Mutex::new(HashMap::new()),
+            taskmanager_exits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -271,6 +277,41 @@ impl Context {
     pub fn succeeded(&self, key: &str) {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         f.remove(key);
+    }
+
+    /// Remembers that a TaskManager pod of `namespace/name` ended with an
+    /// error; whether this pod's exit is new.
+    pub fn record_taskmanager_exit(&self, cluster: &str, pod: &str, why: String) -> bool {
+        let mut m = self
+            .taskmanager_exits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.entry(cluster.to_owned())
+            .or_default()
+            .record(Instant::now(), pod, why)
+    }
+
+    /// Whether the TaskManagers of `namespace/name` are crash-looping.
+    pub fn taskmanager_crash_loop(&self, cluster: &str) -> Option<String> {
+        let mut m = self
+            .taskmanager_exits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let exits = m.get_mut(cluster)?;
+        let found = exits.crash_loop(Instant::now());
+        if exits.is_empty() {
+            m.remove(cluster);
+        }
+        found
+    }
+
+    /// A new spec: earlier TaskManager exits say nothing about it.
+    pub fn forget_taskmanager_exits(&self, cluster: &str) {
+        let mut m = self
+            .taskmanager_exits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        m.remove(cluster);
     }
 }
 

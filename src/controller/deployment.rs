@@ -3,7 +3,9 @@
 //! then its REST API answering) and writes the operator's status. An
 //! application cluster's job is stopped (savepoint or cancel, by upgrade
 //! mode) before the cluster is scaled to zero on suspend, and resumed from
-//! that savepoint under the next deterministic job id.
+//! that savepoint under the next deterministic job id; with `last-state` and
+//! Kubernetes HA it is left to the HA metadata and resumed under the same id
+//! (see [`super::ha_metadata`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use serde_json::{Value, json};
 use super::context::{Context, FIELD_MANAGER, FINALIZER, ReconcileError};
 use super::flink_api::SavepointProgress;
 use super::flink_config::{self, FlatConfig, is_application, is_standalone};
+use super::ha_metadata::{self, CarryOver};
 use super::job_id;
 use super::pod_health;
 use super::resources::{self, Replicas};
@@ -142,7 +145,26 @@ async fn apply(
         && last_spec
             .as_ref()
             .is_some_and(|l| status::upgrade_relevant(l) != status::upgrade_relevant(&spec_json));
-    if app && ((!want_running && !suspended) || upgrade) {
+    let stopping = app && ((!want_running && !suspended) || upgrade);
+    let resuming = app && want_running && suspended;
+    let carry = carry_over(d, ctx, &upgrade_mode, stopping || resuming, &ns, &name).await?;
+    if stopping && carry == CarryOver::HaMetadata {
+        // last-state: the job runs on until its JobManager is scaled down or
+        // replaced; Flink keeps its checkpoints in the HA metadata.
+        if let Some(jid) = job_id.clone() {
+            restore = None;
+            patch_status(
+                d,
+                ctx,
+                api,
+                &mut st,
+                json!({"jobStatus": {"upgradeSavepointPath": null, "state": "SUSPENDED"}}),
+            )
+            .await?;
+            ctx.event(d, false, "JobKeptInHaMetadata", format!("job {jid} is left to Flink's HA metadata: the next JobManager resumes it from its latest checkpoint (last-state)"))
+                .await;
+        }
+    } else if stopping {
         // Stop the job (savepoint or cancel) before its cluster changes.
         if let Some(jid) = job_id.clone() {
             let stopped =
@@ -181,7 +203,16 @@ async fn apply(
     if app && want_running && (job_id.is_none() || suspended || upgrade) {
         // A first start, a resume or an upgrade: the next deterministic id,
         // persisted before the JobManager that runs it exists.
-        let next = job_id::next(&uid, job_id.as_deref());
+        let next = match &job_id {
+            // last-state from HA: the same job id finds its checkpoints; the
+            // stored job graph goes, so the new spec is what runs.
+            Some(current) if restore.is_none() && carry == CarryOver::HaMetadata => {
+                ha_metadata::remove_job_graphs(ctx, &ns, &name).await?;
+                current.clone()
+            }
+            _ => job_id::next(&uid, job_id.as_deref()),
+        };
+        ctx.forget_taskmanager_exits(&format!("{ns}/{name}"));
         if job_id.is_none() {
             restore = job.and_then(|j| j.initial_savepoint_path.clone());
         }
@@ -316,7 +347,9 @@ async fn apply(
         }
     }
     let stable = overview.is_some() && job_running;
-    // A cluster that is not running: do its pods say why?
+    // A cluster that is not running: do its pods say why? Native
+    // TaskManagers that keep failing are known from the pod watch, and count
+    // even while Flink reports the job RUNNING (waiting for slots).
     let pod_failure = if stable {
         None
     } else {
@@ -325,7 +358,11 @@ async fn apply(
             .list(&ListParams::default().labels(&format!("app={name}")))
             .await?;
         pod_health::failure(&list.items)
-    };
+    }
+    .or_else(|| {
+        ctx.taskmanager_crash_loop(&format!("{ns}/{name}"))
+            .map(|m| (pod_health::Component::TaskManager, m))
+    });
     if let Some((pod_health::Component::JobManager, _)) = &pod_failure {
         patch["jobManagerDeploymentStatus"] = json!("ERROR");
     }
@@ -333,11 +370,12 @@ async fn apply(
         .map(|m| (pod_health::Component::JobManager.event_reason(), m))
         .or(pod_failure.map(|(c, m)| (c.event_reason(), m)))
         .or(job_failure.map(|m| ("JobFailed", m)));
+    let stable = stable && failure.is_none();
     patch["lifecycleState"] = json!(
-        if stable {
-            Lifecycle::Stable
-        } else if failure.is_some() {
+        if failure.is_some() {
             Lifecycle::Failed
+        } else if stable {
+            Lifecycle::Stable
         } else {
             Lifecycle::Deployed
         }
@@ -364,6 +402,25 @@ async fn apply(
         "DEPLOYED_NOT_READY" => ctx.not_ready_delay(&uid),
         _ => WAITING,
     }))
+}
+
+/// How the job is carried over a suspend, resume or upgrade (`changing`):
+/// by the upgrade mode, and for `last-state` whether Kubernetes HA holds a
+/// checkpoint to resume from.
+async fn carry_over(
+    d: &FlinkDeployment,
+    ctx: &Context,
+    upgrade_mode: &str,
+    changing: bool,
+    ns: &str,
+    name: &str,
+) -> Result<CarryOver, ReconcileError> {
+    let ha = ha_metadata::kubernetes_ha(&effective_config(d, ctx, None, None));
+    let checkpoints = changing
+        && upgrade_mode == "last-state"
+        && ha
+        && ha_metadata::has_checkpoints(&ha_metadata::list(ctx, ns, name).await?);
+    Ok(ha_metadata::carry_over(upgrade_mode, ha, checkpoints))
 }
 
 /// Stops a running application job before its cluster is scaled down or
@@ -558,6 +615,7 @@ async fn cleanup(d: &FlinkDeployment, ctx: &Context) -> Result<Action, Reconcile
     delete_owned::<Service>(ctx, &ns, &resources::rest_service_name(&name), &uid).await?;
     delete_owned::<Service>(ctx, &ns, &name, &uid).await?;
     delete_owned::<ConfigMap>(ctx, &ns, &resources::config_map_name(&name), &uid).await?;
+    ha_metadata::delete_all(ctx, &ns, &name).await?;
     ctx.record_applied(&uid, None);
     ctx.ready(&uid);
     ctx.succeeded(&uid);

@@ -7,6 +7,7 @@ pub mod context;
 pub mod deployment;
 pub mod flink_api;
 pub mod flink_config;
+pub mod ha_metadata;
 pub mod job_id;
 pub mod pod_health;
 pub mod pod_template;
@@ -20,9 +21,10 @@ use std::time::Instant;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +82,9 @@ async fn controllers(ctx: Arc<Context>) {
             .boxed();
         runs.push(c);
     }
+    for api in apis::<FlinkDeployment>(&ctx) {
+        runs.push(taskmanager_exits(ctx.clone(), owned_api::<Pod>(&ctx, &api)));
+    }
     for api in apis::<FlinkSessionJob>(&ctx) {
         let c = Controller::new(api, watcher::Config::default())
             .with_config(runtime_config(&ctx))
@@ -99,6 +104,35 @@ async fn controllers(ctx: Arc<Context>) {
         runs.push(c);
     }
     stream::select_all(runs).for_each(|_| async {}).await;
+}
+
+/// Watches native TaskManager pods and remembers those that end with an
+/// error: Flink deletes them at once and asks for new ones, so only a watch
+/// sees a TaskManager crash loop (reported by the FlinkDeployment reconcile).
+fn taskmanager_exits(ctx: Arc<Context>, pods: Api<Pod>) -> BoxStream<'static, ()> {
+    let config =
+        watcher::Config::default().labels("component=taskmanager,type=flink-native-kubernetes");
+    watcher::watcher(pods, config)
+        .default_backoff()
+        .applied_objects()
+        .map(move |event| match event {
+            Ok(pod) => {
+                let Some(why) = pod_health::taskmanager_exit(&pod) else {
+                    return;
+                };
+                let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+                let Some(app) = pod.metadata.labels.as_ref().and_then(|l| l.get("app")) else {
+                    return;
+                };
+                let cluster = format!("{ns}/{app}");
+                let name = pod.metadata.name.as_deref().unwrap_or_default();
+                if ctx.record_taskmanager_exit(&cluster, name, why.clone()) {
+                    tracing::info!(flinkdeployment = %cluster, %why, "a TaskManager pod ended with an error");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "watching TaskManager pods"),
+        })
+        .boxed()
 }
 
 /// Bounded parallelism: a burst of thousands of objects must not become

@@ -3,7 +3,10 @@
 //! kubelet refuses. Pure functions over pods, so the rules are tested without
 //! a cluster; the reconciler lists the pods and reports what these find.
 
-use k8s_openapi::api::core::v1::Pod;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 /// Waiting reasons that do not fix themselves without a spec change.
 const STUCK_WAITING: &[&str] = &[
@@ -20,6 +23,13 @@ const STUCK_WAITING: &[&str] = &[
 /// Restarts after which a container that exits with an error is crashing,
 /// not starting up.
 const CRASH_RESTARTS: i32 = 2;
+
+/// How long a native TaskManager's exit counts towards a crash loop.
+pub const TASKMANAGER_EXIT_WINDOW: Duration = Duration::from_secs(300);
+
+/// Native TaskManager pods ended with an error within the window, after
+/// which Flink's replacements are failing, not starting up.
+const CRASHED_TASKMANAGERS: usize = 2;
 
 /// Which part of the cluster a failing pod belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,32 +114,102 @@ fn pod_failure(pod: &Pod) -> Option<String> {
         }
     }
     // A pod that will not restart (Flink's native TaskManagers) and failed.
-    if status.phase.as_deref() == Some("Failed") {
-        let exit = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .find_map(|cs| cs.state.as_ref()?.terminated.as_ref())
-            .map(|t| {
-                format!(
-                    " (exit code {}{})",
-                    t.exit_code,
-                    t.reason
-                        .as_deref()
-                        .map(|r| format!(", {r}"))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        let why = status
-            .message
-            .as_deref()
-            .or(status.reason.as_deref())
-            .map(|m| format!(": {}", first_line(m)))
-            .unwrap_or_default();
-        return Some(format!("pod {name} failed{exit}{why}"));
+    failed_pod(name, status)
+}
+
+/// A pod that ended with an error (phase Failed), with its exit code.
+fn failed_pod(name: &str, status: &PodStatus) -> Option<String> {
+    if status.phase.as_deref() != Some("Failed") {
+        return None;
     }
-    None
+    let exit = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find_map(|cs| cs.state.as_ref()?.terminated.as_ref())
+        .map(|t| {
+            format!(
+                " (exit code {}{})",
+                t.exit_code,
+                t.reason
+                    .as_deref()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let why = status
+        .message
+        .as_deref()
+        .or(status.reason.as_deref())
+        .map(|m| format!(": {}", first_line(m)))
+        .unwrap_or_default();
+    Some(format!("pod {name} failed{exit}{why}"))
+}
+
+/// Why a native TaskManager pod ended, if it ended with an error on its own.
+/// Flink deletes a failed TaskManager pod and asks for a new one at once, so
+/// a reconcile listing pods almost never sees it: the controller watches
+/// them and remembers these in [`TaskManagerExits`]. Pods being deleted
+/// (suspend, upgrade, Flink releasing an idle TaskManager) are stopped, not
+/// failing.
+pub fn taskmanager_exit(pod: &Pod) -> Option<String> {
+    if pod.metadata.deletion_timestamp.is_some()
+        || Component::of(pod) != Some(Component::TaskManager)
+    {
+        return None;
+    }
+    failed_pod(
+        pod.metadata.name.as_deref().unwrap_or("?"),
+        pod.status.as_ref()?,
+    )
+}
+
+/// The recent error exits of one cluster's native TaskManager pods.
+#[derive(Debug, Default)]
+pub struct TaskManagerExits {
+    /// (when it was seen, pod name, why), oldest first, one per pod.
+    exits: VecDeque<(Instant, String, String)>,
+}
+
+impl TaskManagerExits {
+    /// Records a pod's exit once, however often its status is seen again;
+    /// whether it was new.
+    pub fn record(&mut self, now: Instant, pod: &str, why: String) -> bool {
+        self.forget_before(now);
+        let new = !self.exits.iter().any(|(_, p, _)| p == pod);
+        if new {
+            self.exits.push_back((now, pod.to_owned(), why));
+        }
+        new
+    }
+
+    /// A crash loop: enough TaskManager pods failed within the window.
+    pub fn crash_loop(&mut self, now: Instant) -> Option<String> {
+        self.forget_before(now);
+        if self.exits.len() < CRASHED_TASKMANAGERS {
+            return None;
+        }
+        let (_, _, last) = self.exits.back()?;
+        Some(format!(
+            "TaskManager pods keep failing: {} ended with an error in the last {} minutes; the last: {last}",
+            self.exits.len(),
+            TASKMANAGER_EXIT_WINDOW.as_secs() / 60
+        ))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exits.is_empty()
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while let Some((at, _, _)) = self.exits.front() {
+            if now.saturating_duration_since(*at) <= TASKMANAGER_EXIT_WINDOW {
+                break;
+            }
+            self.exits.pop_front();
+        }
+    }
 }
 
 fn first_line(s: &str) -> &str {
@@ -221,6 +301,69 @@ mod tests {
             msg,
             "pod orders-taskmanager-1-3 failed (exit code 137, OOMKilled)"
         );
+    }
+
+    #[test]
+    fn native_taskmanager_exits_become_a_crash_loop_within_the_window() {
+        let exited = |name: &str, code: i32| {
+            pod(
+                "taskmanager",
+                name,
+                json!({"phase": "Failed", "containerStatuses": [{
+                    "name": "flink-main-container", "image": "x", "imageID": "", "ready": false,
+                    "restartCount": 0, "state": {"terminated": {"exitCode": code, "reason": "Error"}}}]}),
+            )
+        };
+        let first = taskmanager_exit(&exited("orders-taskmanager-1-1", 1)).expect("an exit");
+        assert_eq!(
+            first,
+            "pod orders-taskmanager-1-1 failed (exit code 1, Error)"
+        );
+        let mut being_deleted = exited("orders-taskmanager-1-9", 143);
+        being_deleted.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert_eq!(
+            taskmanager_exit(&being_deleted),
+            None,
+            "stopped, not failing"
+        );
+        let jm = pod("jobmanager", "orders-jm", json!({"phase": "Failed"}));
+        assert_eq!(
+            taskmanager_exit(&jm),
+            None,
+            "JobManagers are not TaskManagers"
+        );
+
+        let t0 = Instant::now();
+        let mut exits = TaskManagerExits::default();
+        exits.record(t0, "orders-taskmanager-1-1", first.clone());
+        exits.record(t0 + Duration::from_secs(1), "orders-taskmanager-1-1", first);
+        assert_eq!(
+            exits.crash_loop(t0 + Duration::from_secs(2)),
+            None,
+            "one pod, seen twice"
+        );
+        let second = taskmanager_exit(&exited("orders-taskmanager-1-2", 1)).unwrap();
+        exits.record(
+            t0 + Duration::from_secs(10),
+            "orders-taskmanager-1-2",
+            second,
+        );
+        let msg = exits
+            .crash_loop(t0 + Duration::from_secs(11))
+            .expect("a crash loop");
+        assert_eq!(
+            msg,
+            "TaskManager pods keep failing: 2 ended with an error in the last 5 minutes; \
+             the last: pod orders-taskmanager-1-2 failed (exit code 1, Error)"
+        );
+        let later = t0 + TASKMANAGER_EXIT_WINDOW + Duration::from_secs(5);
+        assert_eq!(exits.crash_loop(later), None, "the first exit is forgotten");
+        assert!(!exits.is_empty());
+        assert_eq!(exits.crash_loop(later + Duration::from_secs(10)), None);
+        assert!(exits.is_empty(), "every exit is forgotten");
     }
 
     #[test]

@@ -379,17 +379,7 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
     assert!(ev.contains("Upgrading"), "an Upgrading Event: {ev}");
 
     // Delete: nothing of it is left.
-    c.must(
-        &[
-            "delete",
-            "flinkdeployment",
-            "-n",
-            NAMESPACE,
-            name,
-            "--wait=false",
-        ],
-        None,
-    );
+    delete_deployments(c, &[name]);
     wait(
         "no pod, Service, ConfigMap or Deployment of it left",
         Duration::from_secs(120),
@@ -654,17 +644,7 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
         Duration::from_secs(60),
         || job_state(&base, &second).as_deref() == Some("CANCELED"),
     );
-    c.must(
-        &[
-            "delete",
-            "flinkdeployment",
-            "-n",
-            NAMESPACE,
-            session,
-            "--wait=false",
-        ],
-        None,
-    );
+    delete_deployments(c, &[session]);
     wait(
         "no pod, Service, ConfigMap or Deployment of the session cluster left",
         Duration::from_secs(120),
@@ -737,17 +717,7 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
         tms[0]["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet",
         "from the TaskManager Deployment, not from Flink"
     );
-    c.must(
-        &[
-            "delete",
-            "flinkdeployment",
-            "-n",
-            NAMESPACE,
-            name,
-            "--wait=false",
-        ],
-        None,
-    );
+    delete_deployments(c, &[name]);
     wait(
         "the standalone cluster is gone",
         Duration::from_secs(120),
@@ -798,7 +768,8 @@ spec:
 }
 
 /// Kubernetes HA: the JobManager pod is killed; its replacement recovers the
-/// same job from its latest checkpoint.
+/// same job from its latest checkpoint. Then a `last-state` upgrade resumes
+/// from the HA metadata instead of a savepoint, and deletion removes it.
 pub fn ha_jobmanager_kill_recovers_from_checkpoint(c: &mut Cluster) {
     let name = "ha";
     let data = data_dir(c);
@@ -854,25 +825,112 @@ pub fn ha_jobmanager_kill_recovers_from_checkpoint(c: &mut Cluster) {
         restored.contains(&format!("/checkpoints/{jid}/chk-")),
         "restored from one of its checkpoints: {restored}"
     );
+
+    // A last-state upgrade (parallelism 2 -> 1): no savepoint; the new
+    // JobManager runs the new job graph under the same job id, from the
+    // latest checkpoint in the HA metadata.
+    let checkpoint_before = flink_get(
+        &rest(c, name).expect("REST"),
+        &format!("/jobs/{jid}/checkpoints"),
+    )
+    .and_then(|v| v.pointer("/latest/completed/id")?.as_u64())
+    .expect("a completed checkpoint");
+    let jm_before = pods(c, &format!("app={name},component=jobmanager"))
+        .iter()
+        .filter(|p| running(p))
+        .map(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect::<Vec<_>>();
+    let t = Instant::now();
     c.must(
-        &[
-            "delete",
-            "flinkdeployment",
-            "-n",
-            NAMESPACE,
-            name,
-            "--wait=false",
-        ],
-        None,
+        &["apply", "-f", "-"],
+        Some(
+            &ha_application(name, &data, None)
+                .replace("    parallelism: 2\n", "    parallelism: 1\n"),
+        ),
     );
-    wait("the HA cluster is gone", Duration::from_secs(120), || {
-        pods(c, &format!("app={name}")).is_empty()
-    });
+    let mut upgraded = None;
+    wait(
+        "the upgraded job runs with parallelism 1, restored from a checkpoint",
+        Duration::from_secs(240),
+        || {
+            let Some(r) = rest(c, name) else { return false };
+            let new_jm = pods(c, &format!("app={name},component=jobmanager"))
+                .iter()
+                .any(|p| {
+                    running(p)
+                        && !jm_before
+                            .iter()
+                            .any(|b| p["metadata"]["name"] == b.as_str())
+                });
+            let job = flink_get(&r, &format!("/jobs/{jid}"));
+            let parallelism_one = job
+                .as_ref()
+                .and_then(|j| j["vertices"].as_array().cloned())
+                .is_some_and(|v| !v.is_empty() && v.iter().all(|x| x["parallelism"] == 1));
+            upgraded = flink_get(&r, &format!("/jobs/{jid}/checkpoints"))
+                .and_then(|v| v.pointer("/latest/restored").cloned());
+            new_jm && parallelism_one && all_tasks_running(&r, &jid) && upgraded.is_some()
+        },
+    );
+    eprintln!(
+        "real-nodes: last-state upgrade from HA metadata -> RUNNING in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let upgraded = upgraded.unwrap();
+    assert_eq!(
+        upgraded["is_savepoint"], false,
+        "a checkpoint, not a savepoint: {upgraded}"
+    );
+    let path = upgraded["external_path"].as_str().unwrap_or_default();
+    assert!(
+        path.contains(&format!("/checkpoints/{jid}/chk-")),
+        "{upgraded}"
+    );
+    assert!(
+        upgraded["id"].as_u64().unwrap_or(0) >= checkpoint_before,
+        "the latest checkpoint, not an older one: {upgraded} (before the upgrade: {checkpoint_before})"
+    );
+    let s = status(c, name);
+    assert_eq!(str_at(&s, "/jobStatus/jobId"), jid, "the same job id: {s}");
+    assert!(
+        events(c, name).contains("JobKeptInHaMetadata"),
+        "{}",
+        events(c, name)
+    );
+
+    delete_deployments(c, &[name]);
+    let ha_config_maps = || {
+        json(
+            c,
+            &[
+                "get",
+                "configmaps",
+                "-n",
+                NAMESPACE,
+                "-l",
+                &format!("app={name},configmap-type=high-availability"),
+            ],
+        )["items"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    wait(
+        "the HA cluster and its HA metadata are gone",
+        Duration::from_secs(120),
+        || pods(c, &format!("app={name}")).is_empty() && ha_config_maps() == 0,
+    );
 }
 
-/// Failures show: an image that cannot be pulled, and an application whose
-/// main class does not exist, each become FAILED with the cause in
-/// status.error and a Warning Event, within a bounded time.
+/// Failures show: an image that cannot be pulled, an application whose main
+/// class does not exist, a job that fails in Flink and TaskManagers that
+/// keep crashing each become FAILED with the cause in status.error and a
+/// Warning Event, within a bounded time.
 pub fn failures_show_in_status_and_events(c: &mut Cluster) {
     let data = data_dir(c);
     let bad_image = application("bad-image", "running", &data, 1)
@@ -949,7 +1007,46 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
     assert!(err.contains("failed in Flink"), "{err}");
     let ev = events(c, "failing-job");
     assert!(ev.contains("JobFailed"), "{ev}");
-    for name in ["bad-image", "bad-class", "failing-job"] {
+    delete_deployments(c, &["bad-image", "bad-class", "failing-job"]);
+
+    // TaskManagers whose JVM cannot start: Flink deletes each failed pod and
+    // asks for another, so only the controller's pod watch sees the loop.
+    let tm_crash = application("tm-crash", "running", &data, 1).replace(
+        "    taskmanager.numberOfTaskSlots: \"1\"\n",
+        "    taskmanager.numberOfTaskSlots: \"1\"\n    env.java.opts.taskmanager: -XX:+FlinkgateNoSuchOption\n",
+    );
+    c.must(&["apply", "-f", "-"], Some(&tm_crash));
+    let t = Instant::now();
+    wait(
+        "TaskManagers that keep failing make the deployment FAILED",
+        Duration::from_secs(240),
+        || {
+            s = status(c, "tm-crash");
+            str_at(&s, "/lifecycleState") == "FAILED"
+        },
+    );
+    eprintln!(
+        "real-nodes: TaskManager crash loop -> FAILED in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let err = str_at(&s, "/error");
+    assert!(
+        err.contains("TaskManager pods keep failing") && err.contains("tm-crash-taskmanager-"),
+        "names the failing TaskManager pod: {err}"
+    );
+    assert_eq!(
+        str_at(&s, "/jobManagerDeploymentStatus"),
+        "READY",
+        "the JobManager itself is fine"
+    );
+    let ev = events(c, "tm-crash");
+    assert!(ev.contains("TaskManagerPodsFailing"), "{ev}");
+    delete_deployments(c, &["tm-crash"]);
+}
+
+/// `kubectl delete flinkdeployment` without waiting for the finalizer.
+fn delete_deployments(c: &Cluster, names: &[&str]) {
+    for name in names {
         c.must(
             &[
                 "delete",
