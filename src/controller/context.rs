@@ -46,6 +46,10 @@ pub enum ReconcileError {
     Savepoint { job_id: String, cause: String },
     #[error("{0}")]
     Invalid(String),
+    /// Not a failure: a step waits for the cluster (e.g. pods to stop) and
+    /// is retried soon, without a Warning Event.
+    #[error("waiting: {0}")]
+    Waiting(String),
 }
 
 impl From<FlinkRestError> for ReconcileError {
@@ -64,6 +68,7 @@ impl ReconcileError {
             Self::Jar { .. } => "JarFetchFailed",
             Self::Savepoint { .. } => "SavepointFailed",
             Self::Invalid(_) => "InvalidSpec",
+            Self::Waiting(_) => "Waiting",
         }
     }
 }

@@ -615,6 +615,18 @@ async fn cleanup(d: &FlinkDeployment, ctx: &Context) -> Result<Action, Reconcile
     delete_owned::<Service>(ctx, &ns, &resources::rest_service_name(&name), &uid).await?;
     delete_owned::<Service>(ctx, &ns, &name, &uid).await?;
     delete_owned::<ConfigMap>(ctx, &ns, &resources::config_map_name(&name), &uid).await?;
+    // A JobManager still shutting down renews its leadership in the HA
+    // ConfigMaps, which would recreate them: remove them once it is gone.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let jobmanagers = pods
+        .list(&ListParams::default().labels(&format!("app={name},component=jobmanager")))
+        .await?;
+    if !jobmanagers.items.is_empty() {
+        return Err(ReconcileError::Waiting(format!(
+            "{} JobManager pod(s) of {ns}/{name} to stop before Flink's HA metadata is removed",
+            jobmanagers.items.len()
+        )));
+    }
     ha_metadata::delete_all(ctx, &ns, &name).await?;
     ctx.record_applied(&uid, None);
     ctx.ready(&uid);

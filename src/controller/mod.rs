@@ -193,11 +193,18 @@ async fn timed(
         .reconciles
         .get_or_create(&ReconcileLabels {
             kind,
-            result: if result.is_ok() { "ok" } else { "error" },
+            result: match &result {
+                Ok(_) => "ok",
+                Err(ReconcileError::Waiting(_)) => "waiting",
+                Err(_) => "error",
+            },
         })
         .inc();
     result
 }
+
+/// How soon a reconcile that waits for the cluster looks again.
+const WAITING_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Errors requeue with per-object exponential backoff and leave a Warning
 /// Event and the message in `status.error`.
@@ -213,6 +220,10 @@ where
         + 'static,
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
 {
+    if let ReconcileError::Waiting(why) = error {
+        tracing::debug!(kind = %K::kind(&()), object = ?obj.meta().name, %why, "waiting");
+        return Action::requeue(WAITING_RETRY);
+    }
     let key = obj.meta().uid.clone().unwrap_or_default();
     let delay = ctx.backoff(&key);
     let name = format!(

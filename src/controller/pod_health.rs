@@ -148,21 +148,35 @@ fn failed_pod(name: &str, status: &PodStatus) -> Option<String> {
 }
 
 /// Why a native TaskManager pod ended, if it ended with an error on its own.
-/// Flink deletes a failed TaskManager pod and asks for a new one at once, so
-/// a reconcile listing pods almost never sees it: the controller watches
-/// them and remembers these in [`TaskManagerExits`]. Pods being deleted
-/// (suspend, upgrade, Flink releasing an idle TaskManager) are stopped, not
-/// failing.
+/// Flink takes a TaskManager for gone as soon as one of its containers has
+/// terminated (whatever the pod's phase), deletes the pod and asks for a new
+/// one, so a reconcile listing pods almost never sees it: the controller
+/// watches them and remembers these in [`TaskManagerExits`]. Pods being
+/// deleted (suspend, upgrade, Flink releasing an idle TaskManager) are
+/// stopped, not failing.
 pub fn taskmanager_exit(pod: &Pod) -> Option<String> {
     if pod.metadata.deletion_timestamp.is_some()
         || Component::of(pod) != Some(Component::TaskManager)
     {
         return None;
     }
-    failed_pod(
-        pod.metadata.name.as_deref().unwrap_or("?"),
-        pod.status.as_ref()?,
-    )
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let status = pod.status.as_ref()?;
+    let exited = status.container_statuses.iter().flatten().find_map(|cs| {
+        let t = cs.state.as_ref()?.terminated.as_ref()?;
+        (t.exit_code != 0).then(|| (cs.name.as_str(), t))
+    });
+    match exited {
+        Some((container, t)) => Some(format!(
+            "pod {name}: container {container} exited with code {}{}",
+            t.exit_code,
+            t.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        )),
+        None => failed_pod(name, status),
+    }
 }
 
 /// The recent error exits of one cluster's native TaskManager pods.
@@ -317,7 +331,7 @@ mod tests {
         let first = taskmanager_exit(&exited("orders-taskmanager-1-1", 1)).expect("an exit");
         assert_eq!(
             first,
-            "pod orders-taskmanager-1-1 failed (exit code 1, Error)"
+            "pod orders-taskmanager-1-1: container flink-main-container exited with code 1 (Error)"
         );
         let mut being_deleted = exited("orders-taskmanager-1-9", 143);
         being_deleted.metadata.deletion_timestamp =
@@ -328,6 +342,27 @@ mod tests {
             taskmanager_exit(&being_deleted),
             None,
             "stopped, not failing"
+        );
+        // Flink reacts to the container's end before the phase says Failed.
+        let still_running = pod(
+            "taskmanager",
+            "orders-taskmanager-1-4",
+            json!({"phase": "Running", "containerStatuses": [{
+                "name": "flink-main-container", "image": "x", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"terminated": {"exitCode": 1}}}]}),
+        );
+        assert_eq!(
+            taskmanager_exit(&still_running).as_deref(),
+            Some("pod orders-taskmanager-1-4: container flink-main-container exited with code 1")
+        );
+        let evicted = pod(
+            "taskmanager",
+            "orders-taskmanager-1-5",
+            json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+        );
+        assert_eq!(
+            taskmanager_exit(&evicted).as_deref(),
+            Some("pod orders-taskmanager-1-5 failed: low on memory")
         );
         let jm = pod("jobmanager", "orders-jm", json!({"phase": "Failed"}));
         assert_eq!(
@@ -357,7 +392,7 @@ mod tests {
         assert_eq!(
             msg,
             "TaskManager pods keep failing: 2 ended with an error in the last 5 minutes; \
-             the last: pod orders-taskmanager-1-2 failed (exit code 1, Error)"
+             the last: pod orders-taskmanager-1-2: container flink-main-container exited with code 1 (Error)"
         );
         let later = t0 + TASKMANAGER_EXIT_WINDOW + Duration::from_secs(5);
         assert_eq!(exits.crash_loop(later), None, "the first exit is forgotten");

@@ -127,11 +127,11 @@ fn main() {
             scenarios::standalone_taskmanagers_register,
         ),
         (
-            "Kubernetes HA: a killed JobManager's job recovers from its latest checkpoint",
+            "Kubernetes HA: a killed JobManager's job recovers from its latest checkpoint; a last-state upgrade resumes from the HA metadata",
             scenarios::ha_jobmanager_kill_recovers_from_checkpoint,
         ),
         (
-            "failures show: bad image and missing main class are FAILED with the cause and an Event",
+            "failures show: bad image, missing main class, a job failed in Flink and crash-looping TaskManagers are FAILED with the cause and an Event",
             scenarios::failures_show_in_status_and_events,
         ),
     ];

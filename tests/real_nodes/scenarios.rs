@@ -829,12 +829,20 @@ pub fn ha_jobmanager_kill_recovers_from_checkpoint(c: &mut Cluster) {
     // A last-state upgrade (parallelism 2 -> 1): no savepoint; the new
     // JobManager runs the new job graph under the same job id, from the
     // latest checkpoint in the HA metadata.
-    let checkpoint_before = flink_get(
-        &rest(c, name).expect("REST"),
-        &format!("/jobs/{jid}/checkpoints"),
-    )
-    .and_then(|v| v.pointer("/latest/completed/id")?.as_u64())
-    .expect("a completed checkpoint");
+    // The recovered JobManager's statistics start empty: wait for one of
+    // its own checkpoints.
+    let mut checkpoint_before = 0;
+    wait(
+        "a checkpoint completed by the recovered JobManager",
+        Duration::from_secs(60),
+        || {
+            checkpoint_before = rest(c, name)
+                .and_then(|r| flink_get(&r, &format!("/jobs/{jid}/checkpoints")))
+                .and_then(|v| v.pointer("/latest/completed/id")?.as_u64())
+                .unwrap_or(0);
+            checkpoint_before > 0
+        },
+    );
     let jm_before = pods(c, &format!("app={name},component=jobmanager"))
         .iter()
         .filter(|p| running(p))
@@ -1013,7 +1021,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
     // asks for another, so only the controller's pod watch sees the loop.
     let tm_crash = application("tm-crash", "running", &data, 1).replace(
         "    taskmanager.numberOfTaskSlots: \"1\"\n",
-        "    taskmanager.numberOfTaskSlots: \"1\"\n    env.java.opts.taskmanager: -XX:+FlinkgateNoSuchOption\n",
+        "    taskmanager.numberOfTaskSlots: \"1\"\n    env.java.opts.taskmanager: -javaagent:/does/not/exist.jar\n",
     );
     c.must(&["apply", "-f", "-"], Some(&tm_crash));
     let t = Instant::now();
