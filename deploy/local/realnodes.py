@@ -82,6 +82,14 @@ class Layout:
     def names(self):
         return [f"{NODE_PREFIX}{i}" for i in range(self.count)]
 
+    def started_count(self):
+        """Real nodes a running cluster in this dir has (their state dirs)."""
+        try:
+            return sum(1 for e in os.listdir(os.path.join(self.dir, "nodes"))
+                       if e.startswith(NODE_PREFIX) and e[len(NODE_PREFIX):].isdigit())
+        except OSError:
+            return 0
+
     def index(self, name):
         if not name.startswith(NODE_PREFIX) or not name[len(NODE_PREFIX):].isdigit():
             raise NodeError(f"{name!r} is not a real node name (expected {NODE_PREFIX}N)")
@@ -458,15 +466,23 @@ def cpu_count():
     return os.cpu_count() or 1
 
 
-def set_cpu_fraction(lay, i, fraction):
-    """Limits node i to `fraction` of the host's CPUs through a CFS quota on
-    its cgroup root: capacity and allocatable stay as they are, so the
-    scheduler cannot see it. fraction None or >= 1 removes the limit."""
+def node_share(node_count):
+    """The CPUs one real node stands for: the host's, shared by its nodes."""
+    return cpu_count() / max(1, node_count)
+
+
+def set_cpu_fraction(lay, i, fraction, node_count):
+    """Makes node i run at `fraction` of a node's speed: a CFS quota on its
+    cgroup root of fraction x its share of the host's CPUs (node_share), so
+    `node-2=0.3` is a node 30 % as fast as a fair one whatever the host.
+    Capacity and allocatable stay as they are, so the scheduler cannot see
+    it. fraction None or >= 1 removes the limit."""
     d = os.path.join(CGROUP_FS, "cpu") + lay.cgroup_root(i)
     if not os.path.isdir(d):
         raise NodeError(f"node {NODE_PREFIX}{i} has no cgroup {d}; is it running?")
     period = 100000
-    quota = -1 if fraction is None or fraction >= 1 else max(1000, int(fraction * cpu_count() * period))
+    quota = (-1 if fraction is None or fraction >= 1
+             else max(1000, int(fraction * node_share(node_count) * period)))
     write_sysctl(os.path.join(d, "cpu.cfs_period_us"), str(period))
     write_sysctl(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
     return quota
@@ -755,9 +771,9 @@ class RealNodes:
         for i in range(lay.count):
             make_cgroup_roots(lay, i)
             if i in self.slow:
-                quota = set_cpu_fraction(lay, i, self.slow[i])
-                log(f"real nodes: {NODE_PREFIX}{i} slowed to {self.slow[i]} of {cpu_count()} CPUs "
-                    f"(cpu.cfs_quota_us {quota})")
+                quota = set_cpu_fraction(lay, i, self.slow[i], lay.count)
+                log(f"real nodes: {NODE_PREFIX}{i} slowed to {self.slow[i]} of a node's "
+                    f"{node_share(lay.count):.2f} CPUs (cpu.cfs_quota_us {quota})")
             self.start_kubelet(i)
         self.start_kube_proxy()
         self.wait_for(f"real nodes {', '.join(lay.names())} Ready", f"kubelet-{NODE_PREFIX}0",

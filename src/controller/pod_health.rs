@@ -164,7 +164,7 @@ pub fn taskmanager_exit(pod: &Pod) -> Option<String> {
     let status = pod.status.as_ref()?;
     let exited = status.container_statuses.iter().flatten().find_map(|cs| {
         let t = cs.state.as_ref()?.terminated.as_ref()?;
-        (t.exit_code != 0).then(|| (cs.name.as_str(), t))
+        (t.exit_code != 0).then_some((cs.name.as_str(), t))
     });
     match exited {
         Some((container, t)) => Some(format!(

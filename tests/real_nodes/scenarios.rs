@@ -1179,10 +1179,11 @@ pub fn slow_node_is_invisible_to_the_scheduler(c: &mut Cluster) {
             .unwrap()
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let nodes = real_nodes(c).len() as i64;
     assert_eq!(
         slow("node-1=0.5"),
-        cpus * 100_000 / 2,
-        "half the host's CPUs"
+        cpus * 100_000 / nodes / 2,
+        "half of a node's share of the host's CPUs"
     );
     std::thread::sleep(Duration::from_secs(6)); // a node status update
     let after = node(c);
