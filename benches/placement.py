@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""The placement experiment: how much faster a real CPU-bound Flink job runs
+when flinkgate's extender places its TaskManagers by measured performance,
+on real nodes one of which is slow in a way the scheduler cannot see.
+
+Run by benches/placement.sh on a cluster it started (`--real-nodes 3
+--slow-node ...`); see that script for the set-up and the output.
+
+Method (one run = one FlinkDeployment, native application mode, the
+image's CpuBound.jar: sequence -> keyBy -> CPU-heavy map -> discard, so the
+job runs at the pace of its slowest subtask):
+  1. a warm-up run placed by default-scheduler, from which the collector
+     learns each node's F_n (not counted);
+  2. REPS rounds, each one run per placement, the order alternating
+     (default, flinkgate), (flinkgate, default), ...;
+  3. per run: apply, wait until every subtask runs, let it settle for
+     SETTLE seconds, then sample the job's throughput (records per second
+     into the map, summed over subtasks, from Flink's REST API) every
+     SAMPLE seconds for WINDOW seconds; record where every TaskManager
+     ran, each node's F_n and the job's F(x) from flinkgate's metrics.
+The placement is switched through the policy: pods.taskManager.schedulerName
+`flinkgate` (the profile with the extender) or absent (default-scheduler).
+
+Writes OUT/results.json and OUT/throughput.csv, prints one line per run
+and, last, `placement gain: +NN% (default-scheduler R1 rec/s, flinkgate R2
+rec/s, N runs)` with medians over the rounds.
+"""
+
+import argparse
+import json
+import os
+import re
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+NAMESPACE = "placement"
+DEFAULT, FLINKGATE = "default-scheduler", "flinkgate"
+JAR = "local:///opt/flink/examples/streaming/CpuBound.jar"
+
+
+def log(msg):
+    print(f"placement: {msg}", file=sys.stderr, flush=True)
+
+
+class Cluster:
+    def __init__(self, state_dir, kubectl, repo):
+        self.dir = state_dir
+        self.kubectl_bin = kubectl
+        self.repo = repo
+        self.env = dict(os.environ, KUBECONFIG=os.path.join(state_dir, "kubeconfig"))
+        with open(os.path.join(state_dir, "flinkgate.port")) as f:
+            self.metrics_url = f"https://127.0.0.1:{f.read().strip()}/metrics"
+        self.tls = ssl.create_default_context()
+        self.tls.check_hostname = False
+        self.tls.verify_mode = ssl.CERT_NONE
+
+    def kubectl(self, *args, stdin=None, check=True):
+        r = subprocess.run([self.kubectl_bin, *args], input=stdin, env=self.env,
+                           capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def get(self, *args):
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def metrics(self):
+        """flinkgate's Prometheus metrics as {(name, labels): value}."""
+        with urllib.request.urlopen(self.metrics_url, context=self.tls, timeout=10) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            m = re.match(r'^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? ([0-9.eE+-]+|NaN)$', line)
+            if m:
+                labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(2) or "")))
+                out[(m.group(1), labels)] = float(m.group(3))
+        return out
+
+    def metric(self, name, **labels):
+        want = tuple(sorted(labels.items()))
+        return self.metrics().get((name, want))
+
+
+def wait(what, timeout, check, every=2.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def policy(repo, placement):
+    """The built-in policy, with TaskManagers routed to the flinkgate profile
+    for the flinkgate placement."""
+    with open(os.path.join(repo, "src/policy/builtin.yaml")) as f:
+        text = f.read()
+    marker = "\npods:\n  taskManager:\n"
+    if marker not in text:
+        raise RuntimeError("src/policy/builtin.yaml has no pods.taskManager section")
+    if placement == FLINKGATE:
+        text = text.replace(marker, marker + "    schedulerName: flinkgate\n")
+    return text
+
+
+def set_policy(c, placement):
+    before = c.metric("flinkgate_policy_generation") or 0
+    indented = "".join(f"    {line}\n" for line in policy(c.repo, placement).splitlines())
+    c.kubectl("apply", "-f", "-", stdin=(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flinkgate-policy\n"
+        f"  namespace: flinkgate-system\ndata:\n  policy.yaml: |\n{indented}"))
+    wait("flinkgate to load the policy", 30,
+         lambda: (c.metric("flinkgate_policy_generation") or 0) > before)
+
+
+def manifest(name, args):
+    return f"""apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: {name}
+  namespace: {NAMESPACE}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  flinkConfiguration:
+    taskmanager.numberOfTaskSlots: "1"
+    metrics.latency.interval: "0"
+  serviceAccount: flink
+  jobManager:
+    resource: {{memory: 1024m, cpu: {args.jm_cpu}}}
+  taskManager:
+    resource: {{memory: 1024m, cpu: {args.tm_cpu}}}
+  job:
+    jarURI: {JAR}
+    args: ["--work", "{args.work}"]
+    parallelism: {args.parallelism}
+    upgradeMode: stateless
+"""
+
+
+def flink_get(base, path):
+    with urllib.request.urlopen(base + path, timeout=10) as r:
+        return json.loads(r.read().decode())
+
+
+def jobmanager_rest(c, name):
+    for p in c.get("pods", "-n", NAMESPACE, "-l", f"app={name},component=jobmanager")["items"]:
+        ip = p.get("status", {}).get("podIP")
+        if ip and p["status"].get("phase") == "Running":
+            return f"http://{ip}:8081"
+    return None
+
+
+def running_job(c, name):
+    """(REST base, job id, id of the map vertex) once every subtask runs."""
+    base = jobmanager_rest(c, name)
+    if not base:
+        return None
+    try:
+        jobs = flink_get(base, "/jobs/overview")["jobs"]
+        job = next((j for j in jobs if j["state"] == "RUNNING"), None)
+        if not job:
+            return None
+        detail = flink_get(base, f"/jobs/{job['jid']}")
+    except (OSError, ValueError, KeyError):
+        return None
+    vertices = detail.get("vertices", [])
+    if not vertices or any(v["status"] != "RUNNING" for v in vertices):
+        return None
+    burn = next(v["id"] for v in vertices if "burn" in v["name"])
+    return base, job["jid"], burn
+
+
+def throughput(base, jid, vertex):
+    m = flink_get(base, f"/jobs/{jid}/vertices/{vertex}/subtasks/metrics"
+                        "?get=numRecordsInPerSecond&agg=sum")
+    return next((x["sum"] for x in m if x["id"] == "numRecordsInPerSecond"), None)
+
+
+def taskmanager_nodes(c, name):
+    pods = c.get("pods", "-n", NAMESPACE, "-l", f"app={name},component=taskmanager")["items"]
+    return sorted(p["spec"].get("nodeName", "?") for p in pods)
+
+
+def performance(c, name):
+    """Each node's F_n and the job's F(x), from flinkgate's metrics."""
+    metrics = c.metrics()
+    nodes = {dict(labels)["node"]: v for (n, labels), v in metrics.items()
+             if n == "flinkgate_node_task_performance" and "node" in dict(labels)}
+    job = next((v for (n, labels), v in metrics.items()
+                if n == "flinkgate_job_task_performance"
+                and dict(labels).get("job") == f"{NAMESPACE}/{name}"), None)
+    return nodes, job
+
+
+def one_run(c, args, placement, label, t0):
+    name = f"cpu-{label}"
+    log(f"{label}: applying {name} ({placement})")
+    c.kubectl("apply", "-f", "-", stdin=manifest(name, args))
+    started = time.monotonic()
+    base, jid, vertex = wait(f"{name}: every subtask running", 300, lambda: running_job(c, name))
+    log(f"{label}: all subtasks running after {time.monotonic() - started:.0f}s")
+    nodes = taskmanager_nodes(c, name)
+    time.sleep(args.settle)
+    samples = []
+    end = time.monotonic() + args.window
+    while time.monotonic() < end:
+        try:
+            rate = throughput(base, jid, vertex)
+        except (OSError, ValueError):
+            rate = None
+        if rate is not None:
+            samples.append((round(time.monotonic() - t0, 1), rate))
+        time.sleep(args.sample)
+    node_perf, job_perf = performance(c, name)
+    c.kubectl("delete", "flinkdeployment", "-n", NAMESPACE, name, "--wait=false")
+    wait(f"{name}: its pods gone", 180,
+         lambda: not c.get("pods", "-n", NAMESPACE, "-l", f"app={name}")["items"])
+    rates = [r for _, r in samples]
+    result = {
+        "label": label, "placement": placement, "taskmanager_nodes": nodes,
+        "mean": statistics.fmean(rates) if rates else 0.0,
+        "samples": samples, "node_performance": node_perf, "job_performance": job_perf,
+    }
+    counts = ", ".join(f"{n}x{nodes.count(n)}" for n in sorted(set(nodes)))
+    fx = f"{job_perf:.2f}" if job_perf is not None else "n/a"
+    log(f"{label}: {result['mean']:.0f} rec/s ({placement}; TaskManagers on {counts}; F(x) {fx})")
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", required=True, help="state dir of the running cluster")
+    ap.add_argument("--kubectl", required=True)
+    ap.add_argument("--repo", required=True)
+    ap.add_argument("--out", required=True, help="directory for results.json and throughput.csv")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--parallelism", type=int, default=6)
+    ap.add_argument("--tm-cpu", default="0.25")
+    ap.add_argument("--jm-cpu", default="0.5")
+    ap.add_argument("--work", type=int, default=2000, help="hash rounds per record")
+    ap.add_argument("--settle", type=float, default=30, help="seconds before sampling")
+    ap.add_argument("--window", type=float, default=60, help="seconds of sampling")
+    ap.add_argument("--sample", type=float, default=5, help="seconds between samples")
+    ap.add_argument("--floor", type=float, default=0.6, help="the policy's scheduling.floor")
+    args = ap.parse_args()
+
+    c = Cluster(args.dir, args.kubectl, args.repo)
+    os.makedirs(args.out, exist_ok=True)
+    c.kubectl("create", "namespace", NAMESPACE, check=False)
+    c.kubectl("apply", "-n", NAMESPACE, "-k", os.path.join(args.repo, "deploy/flink-rbac"))
+    t0 = time.monotonic()
+    set_policy(c, DEFAULT)
+    warmup = one_run(c, args, DEFAULT, "warmup", t0)
+    log("F_n after the warm-up: " + ", ".join(
+        f"{n} {v:.2f}" for n, v in sorted(warmup["node_performance"].items())))
+    runs = []
+    for rep in range(args.reps):
+        order = (DEFAULT, FLINKGATE) if rep % 2 == 0 else (FLINKGATE, DEFAULT)
+        for placement in order:
+            set_policy(c, placement)
+            short = "default" if placement == DEFAULT else "flinkgate"
+            runs.append(one_run(c, args, placement, f"{short}-{rep + 1}", t0))
+    set_policy(c, DEFAULT)
+
+    by = {p: [r["mean"] for r in runs if r["placement"] == p] for p in (DEFAULT, FLINKGATE)}
+    med = {p: statistics.median(v) for p, v in by.items()}
+    below_floor = [
+        (r["label"], n) for r in runs if r["placement"] == FLINKGATE
+        for n in r["taskmanager_nodes"] if r["node_performance"].get(n, 1.0) < args.floor]
+    summary = {
+        "median": med, "spread": {p: [min(v), max(v)] for p, v in by.items()},
+        "gain": med[FLINKGATE] / med[DEFAULT] - 1 if med[DEFAULT] else None,
+        "flinkgate_taskmanagers_below_floor": below_floor,
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"args": vars(args), "warmup": warmup, "runs": runs, "summary": summary}, f, indent=1)
+    with open(os.path.join(args.out, "throughput.csv"), "w") as f:
+        f.write("run,placement,seconds,records_per_second\n")
+        for r in [warmup] + runs:
+            for t, rate in r["samples"]:
+                f.write(f"{r['label']},{r['placement']},{t},{rate:.1f}\n")
+    for p in (DEFAULT, FLINKGATE):
+        lo, hi = summary["spread"][p]
+        log(f"{p}: median {med[p]:.0f} rec/s, spread {lo:.0f}..{hi:.0f} over {len(by[p])} runs")
+    if below_floor:
+        log(f"WARNING: flinkgate placed TaskManagers on nodes below the floor: {below_floor}")
+    gain = summary["gain"]
+    print(f"placement gain: {gain * 100:+.0f}% (default-scheduler {med[DEFAULT]:.0f} rec/s, "
+          f"flinkgate {med[FLINKGATE]:.0f} rec/s, {args.reps} runs)" if gain is not None
+          else "placement gain: n/a (no default-scheduler throughput)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Plots benches/placement.py's results.json: the job's throughput over each
+run's sampling window, one line per run, coloured by placement, labelled
+with the nodes its TaskManagers ran on.
+
+    placement_plot.py RESULTS.json OUT.png
+
+Needs matplotlib (benches/placement.sh installs it into a cached venv).
+"""
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
+
+COLOURS = {"default-scheduler": "tab:red", "flinkgate": "tab:blue"}
+
+
+def main(results_path, out_path):
+    with open(results_path) as f:
+        results = json.load(f)
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for run in results["runs"]:
+        if not run["samples"]:
+            continue
+        start = run["samples"][0][0]
+        xs = [t - start for t, _ in run["samples"]]
+        ys = [rate for _, rate in run["samples"]]
+        nodes = run["taskmanager_nodes"]
+        where = " ".join(f"{n}x{nodes.count(n)}" for n in sorted(set(nodes)))
+        ax.plot(xs, ys, color=COLOURS.get(run["placement"], "gray"), marker="o", markersize=3,
+                label=f"{run['label']}: {run['mean']:.0f} rec/s on {where}")
+    summary = results["summary"]
+    gain = summary.get("gain")
+    title = "CpuBound job throughput, TaskManagers placed by default-scheduler vs flinkgate"
+    if gain is not None:
+        title += f"\nplacement gain {gain * 100:+.0f}% (medians over {len(results['runs']) // 2} runs each)"
+    ax.set_title(title)
+    ax.set_xlabel("seconds into the sampling window")
+    ax.set_ylabel("records per second (sum over subtasks)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])
