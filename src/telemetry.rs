@@ -219,7 +219,7 @@ impl Metrics {
         );
         r.register(
             "controller_reconciles",
-            "Reconciles of FlinkDeployments and FlinkSessionJobs, by kind and result (ok, error)",
+            "Reconciles of FlinkDeployments and FlinkSessionJobs, by kind and result (ok, error, waiting: for pods to stop)",
             m.reconciles.clone(),
         );
         r.register(

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 pub use model::{
     ComponentLimits, Defaults, Limits, Mode, PodComponentRules, PodResources, PodRules,
-    ResourceDefaults, Rules, SchedulingRules,
+    RebalanceRules, ResourceDefaults, Rules, SchedulingRules,
 };
 pub use store::PolicyStore;
 
@@ -273,6 +273,16 @@ fn check_rules(rules: &mut Rules, prefix: &str) -> Result<(), PolicyError> {
             sc.collection_interval_seconds,
             1.0,
         ),
+        (
+            "rebalance.belowFloorSeconds",
+            sc.rebalance.below_floor_seconds,
+            0.0,
+        ),
+        (
+            "rebalance.cooldownSeconds",
+            sc.rebalance.cooldown_seconds,
+            0.0,
+        ),
     ] {
         if !(value.is_finite() && value >= min) {
             return Err(field_error(
@@ -391,6 +401,18 @@ mod tests {
             (
                 "scheduling: {collectionIntervalSeconds: 0.1}",
                 "scheduling.collectionIntervalSeconds",
+            ),
+            (
+                "scheduling: {rebalance: {cooldownSeconds: -1}}",
+                "scheduling.rebalance.cooldownSeconds",
+            ),
+            (
+                "scheduling: {rebalance: {enabled: yes please}}",
+                "scheduling.rebalance.enabled",
+            ),
+            (
+                "scheduling: {rebalance: {enable: true}}",
+                "scheduling.rebalance",
             ),
         ];
         for (yaml, path) in cases {

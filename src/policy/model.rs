@@ -70,6 +70,46 @@ pub struct SchedulingRules {
     /// Seconds between collection cycles.
     #[serde(default = "default_interval")]
     pub collection_interval_seconds: f64,
+    /// Moving running jobs' TaskManagers off nodes that stay below the floor
+    /// (opt-in).
+    #[serde(default)]
+    pub rebalance: RebalanceRules,
+}
+
+/// `scheduling.rebalance`: the leader deletes one TaskManager pod of a
+/// checkpointed job from a node whose F_n stayed below the floor; Flink
+/// restores the job from its latest checkpoint and the replacement pod is
+/// placed by the extender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RebalanceRules {
+    /// Off unless the platform team turns it on: a move restarts the job.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Seconds a node's F_n must stay below the floor (with enough samples)
+    /// before its TaskManagers are moved.
+    #[serde(default = "default_below_floor")]
+    pub below_floor_seconds: f64,
+    /// Seconds after a move before the same job is moved again.
+    #[serde(default = "default_cooldown")]
+    pub cooldown_seconds: f64,
+}
+
+impl Default for RebalanceRules {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            below_floor_seconds: default_below_floor(),
+            cooldown_seconds: default_cooldown(),
+        }
+    }
+}
+
+fn default_below_floor() -> f64 {
+    120.0
+}
+fn default_cooldown() -> f64 {
+    600.0
 }
 
 impl Default for SchedulingRules {
@@ -81,6 +121,7 @@ impl Default for SchedulingRules {
             half_life_seconds: default_half_life(),
             window_seconds: default_window(),
             collection_interval_seconds: default_interval(),
+            rebalance: RebalanceRules::default(),
         }
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod extender;
 pub mod protocol;
+pub mod rebalance;
 pub mod score;
 pub mod scores;
