@@ -195,7 +195,8 @@ def performance(c, name):
              if n == "flinkgate_node_task_performance" and "node" in dict(labels)}
     job = next((v for (n, labels), v in metrics.items()
                 if n == "flinkgate_job_task_performance"
-                and dict(labels).get("job") == f"{NAMESPACE}/{name}"), None)
+                and dict(labels).get("namespace") == NAMESPACE and dict(labels).get("name") == name),
+               None)
     return nodes, job
 
 

@@ -99,6 +99,7 @@ pub struct Metrics {
     pub extender_requests: Family<ExtenderLabels, Counter>,
     pub node_performance: Family<NodeLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub job_performance: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub rebalance_moves: Family<JobLabels, Counter>,
     pub collection_errors: Family<CollectionErrorLabels, Counter>,
     pub collection_cycles: Counter<u64, AtomicU64>,
     pub reconciles: Family<ReconcileLabels, Counter>,
@@ -145,6 +146,7 @@ impl Metrics {
             extender_requests: Family::default(),
             node_performance: Family::default(),
             job_performance: Family::default(),
+            rebalance_moves: Family::default(),
             collection_errors: Family::default(),
             collection_cycles: Counter::default(),
             reconciles: Family::default(),
@@ -206,6 +208,11 @@ impl Metrics {
             "job_task_performance",
             "F(x) of a Flink job: mean relative performance of its subtasks",
             m.job_performance.clone(),
+        );
+        r.register(
+            "rebalance_moves",
+            "TaskManager pods moved off a node that stayed below the floor (scheduling.rebalance), by FlinkDeployment",
+            m.rebalance_moves.clone(),
         );
         r.register(
             "collection_errors",

@@ -273,6 +273,15 @@ impl FlinkRestClient {
         Ok(wire.into())
     }
 
+    /// Completed checkpoints of a job (`/jobs/:jid/checkpoints` counts),
+    /// since it started on this JobManager.
+    pub async fn completed_checkpoints(&self, jid: &str) -> Result<u64, FlinkRestError> {
+        let wire: WireCheckpoints = self
+            .get_json(self.url(&["jobs", jid, "checkpoints"]))
+            .await?;
+        Ok(wire.counts.completed)
+    }
+
     /// `/jobs/:jid/plan`; only needed when the job details carry no plan.
     pub async fn job_plan(&self, jid: &str) -> Result<Option<JobPlan>, FlinkRestError> {
         let wire: WirePlanResponse = self.get_json(self.url(&["jobs", jid, "plan"])).await?;
@@ -632,6 +641,18 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 // Wire shapes: only the fields used, everything else ignored.
+
+#[derive(Deserialize)]
+struct WireCheckpoints {
+    #[serde(default)]
+    counts: WireCheckpointCounts,
+}
+
+#[derive(Deserialize, Default)]
+struct WireCheckpointCounts {
+    #[serde(default)]
+    completed: u64,
+}
 
 #[derive(Deserialize)]
 struct WireOverview {

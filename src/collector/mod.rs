@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod fake_jobmanager;
 pub mod flink_rest;
 pub mod placement;
+pub mod rebalance;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ struct State {
     /// One connection pool for every JobManager, kept across cycles (a
     /// client per JobManager would load the system's root certificates each).
     http: Option<reqwest::Client>,
+    rebalance: rebalance::RebalanceState,
 }
 
 pub async fn run(
@@ -100,6 +102,7 @@ pub async fn run(
                 .build()
                 .inspect_err(|e| tracing::error!(error = %e, "cannot build the Flink REST client"))
                 .ok(),
+                rebalance: rebalance::RebalanceState::default(),
             });
         }
         leading = now_leading;
@@ -155,20 +158,36 @@ async fn cycle(
             )),
         };
         async move {
-            let result = match client {
-                Ok(c) => c.snapshot(concurrency).await,
-                Err(e) => Err(e),
-            };
-            (t, result)
+            match client {
+                Ok(c) => {
+                    let result = c.snapshot(concurrency).await;
+                    (t, Some(c), result)
+                }
+                Err(e) => (t, None, Err(e)),
+            }
         }
     });
     let snapshots = join_all(polls).await;
     let index = pods.index();
     let now = now_unix();
     let mut per_node: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (target, result) in snapshots {
+    let mut running = Vec::new();
+    for (target, rest, result) in snapshots {
         match result {
             Ok(snapshot) => {
+                if let Some(rest) = rest {
+                    running.extend(snapshot.jobs.iter().map(|j| {
+                        rebalance::RunningJob {
+                            cluster: target.id.clone(),
+                            rest: rest.clone(),
+                            jid: j.jid.clone(),
+                            all_running: j
+                                .vertices
+                                .iter()
+                                .all(|v| v.subtasks.len() == v.parallelism as usize),
+                        }
+                    }));
+                }
                 let r = compute::compute(&snapshot, |tm, host| index.node_of(tm, host));
                 for (node, fs) in r.per_node {
                     per_node.entry(node).or_default().extend(fs);
@@ -236,11 +255,26 @@ async fn cycle(
             })
             .set(*f);
     }
+    let decayed: BTreeMap<String, NodeScore> = nodes
+        .iter()
+        .filter_map(|(n, s)| Some((n.clone(), s.decayed(now, rules)?)))
+        .collect();
     st.table = ScoreTable {
         generated: now,
         nodes,
         jobs: st.jobs.iter().map(|(k, (f, _))| (k.clone(), *f)).collect(),
     };
+    rebalance::heal(
+        client,
+        &running,
+        &pods.pods(),
+        &decayed,
+        &mut st.rebalance,
+        now,
+        rules,
+        metrics,
+    )
+    .await;
     metrics.collection_cycles.inc();
 }
 

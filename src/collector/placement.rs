@@ -92,6 +92,16 @@ impl PodCache {
         Arc::new(PodCache { stores })
     }
 
+    /// Every watched TaskManager pod, once (a pod may carry both labels).
+    pub fn pods(&self) -> Vec<Arc<Pod>> {
+        let mut seen = std::collections::HashSet::new();
+        self.stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter(|p| seen.insert((p.metadata.namespace.clone(), p.metadata.name.clone())))
+            .collect()
+    }
+
     pub fn index(&self) -> PodIndex {
         let pods: Vec<Arc<Pod>> = self.stores.iter().flat_map(|s| s.state()).collect();
         PodIndex::from_pods(pods.iter().map(|p| p.as_ref()))
