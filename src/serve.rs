@@ -89,8 +89,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Leader-elected work: the controller, and the collector that
     // publishes what the extenders read.
     if let (true, Some(client)) = (args.controller, &client) {
-        let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+        let identity = replica_identity();
         let leadership = Leadership::start(
             client.clone(),
             &args.lease.namespace,
@@ -180,6 +179,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let tls_config = Arc::new(tls::server_config(cert)?);
 
+    let filter_events = match &client {
+        Some(c) => crate::scheduler::filter_events::FilterEvents::start(
+            c.clone(),
+            replica_identity(),
+            stop.child_token(),
+        ),
+        None => Default::default(),
+    };
     let listening = Arc::new(AtomicBool::new(false));
     let app = router(AppState {
         policy: store.clone(),
@@ -187,6 +194,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry: Arc::new(registry),
         listening: listening.clone(),
         scores,
+        filter_events,
     });
     shutdown_on_signal(stop.clone())?;
     let listener = TcpListener::bind(args.listen)
@@ -263,6 +271,11 @@ fn cluster_dns_config(args: &ServeArgs) -> Option<crate::cluster_dns::ClusterDns
             server,
             domain: args.cluster_domain.clone(),
         })
+}
+
+/// This replica's name in Leases and Events: its pod, else host and pid.
+fn replica_identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()))
 }
 
 fn hostname() -> String {

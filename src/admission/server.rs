@@ -40,6 +40,8 @@ pub struct AppState {
     pub listening: Arc<AtomicBool>,
     /// Per-node scores for the scheduler extender.
     pub scores: Arc<crate::scheduler::scores::ScoreBoard>,
+    /// Events on pods whose nodes the extender filtered out.
+    pub filter_events: crate::scheduler::filter_events::FilterEvents,
 }
 
 pub fn router(state: AppState) -> Router {

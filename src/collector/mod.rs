@@ -9,6 +9,7 @@ pub mod fake_jobmanager;
 pub mod flink_rest;
 pub mod placement;
 pub mod rebalance;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,6 +71,8 @@ struct State {
     /// client per JobManager would load the system's root certificates each).
     http: Option<reqwest::Client>,
     rebalance: rebalance::RebalanceState,
+    /// `status.taskPerformance` last written, per FlinkDeployment.
+    published_performance: std::collections::HashMap<String, serde_json::Value>,
 }
 
 pub async fn run(
@@ -103,6 +106,7 @@ pub async fn run(
                 .inspect_err(|e| tracing::error!(error = %e, "cannot build the Flink REST client"))
                 .ok(),
                 rebalance: rebalance::RebalanceState::default(),
+                published_performance: Default::default(),
             });
         }
         leading = now_leading;
@@ -264,10 +268,28 @@ async fn cycle(
         nodes,
         jobs: st.jobs.iter().map(|(k, (f, _))| (k.clone(), *f)).collect(),
     };
+    let taskmanager_pods = pods.pods();
+    let figures = st
+        .jobs
+        .iter()
+        .map(|(cluster, (f, _))| {
+            let (ns, name) = cluster.split_once('/').unwrap_or(("", cluster));
+            let nodes: BTreeMap<String, f64> =
+                rebalance::taskmanagers_of(&taskmanager_pods, ns, name)
+                    .into_iter()
+                    .filter_map(|tm| {
+                        let f = decayed.get(&tm.node)?.performance(rules);
+                        Some((tm.node, f))
+                    })
+                    .collect();
+            (cluster.clone(), status::task_performance(*f, &nodes))
+        })
+        .collect();
+    status::publish(client, figures, &mut st.published_performance).await;
     rebalance::heal(
         client,
         &running,
-        &pods.pods(),
+        &taskmanager_pods,
         &decayed,
         &mut st.rebalance,
         now,

@@ -36,7 +36,8 @@ pub type FlinkConfiguration = serde_json::Map<String, Value>;
         label_selector_path = ".status.taskManager.labelSelector"
     ),
     printcolumn = r#"{"name":"Job Status","type":"string","jsonPath":".status.jobStatus.state"}"#,
-    printcolumn = r#"{"name":"Lifecycle State","type":"string","jsonPath":".status.lifecycleState"}"#
+    printcolumn = r#"{"name":"Lifecycle State","type":"string","jsonPath":".status.lifecycleState"}"#,
+    printcolumn = r#"{"name":"F(x)","type":"number","jsonPath":".status.taskPerformance.job","description":"flinkgate: mean per-task performance of the job (1.0 = as fast as peers)"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FlinkDeploymentSpec {

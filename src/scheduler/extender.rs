@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
+use super::filter_events::FilterEvent;
 use super::protocol::{
     Candidates, ExtenderArgs, FilterResult, HostPriority, NamedNode, NodeItem, NodeListOut,
     RawNode, write_host_priorities,
@@ -162,6 +163,21 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
             reasons = %summary(&failed),
             "nodes filtered out"
         );
+        if let Some(meta) = candidates.pod.as_ref().map(|p| &p.metadata)
+            && let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name)
+        {
+            s.filter_events.send(FilterEvent {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid: meta.uid.clone(),
+                message: format!(
+                    "flinkgate filtered out {} of {} nodes: {}",
+                    failed.len(),
+                    names.len(),
+                    summary(&failed)
+                ),
+            });
+        }
     }
     // Answer in the form asked; only nodes from the input come back.
     let (nodes, node_names, size) = match &candidates.nodes {

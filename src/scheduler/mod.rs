@@ -2,6 +2,7 @@
 //! mean per-task performance F_n (see score.rs).
 
 pub mod extender;
+pub mod filter_events;
 pub mod protocol;
 pub mod rebalance;
 pub mod score;

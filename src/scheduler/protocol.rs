@@ -61,6 +61,8 @@ pub struct PodMetadata {
     #[serde(default)]
     pub namespace: Option<String>,
     #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
