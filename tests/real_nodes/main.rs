@@ -134,6 +134,10 @@ fn main() {
             "failures show: bad image, missing main class, a job failed in Flink and crash-looping TaskManagers are FAILED with the cause and an Event",
             scenarios::failures_show_in_status_and_events,
         ),
+        (
+            "placement: a slow node is measured, filtered for new TaskManagers, and rebalance moves one off it",
+            scenarios::slow_node_filtered_and_rebalanced,
+        ),
     ];
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();
     let mut selected: Vec<Scenario> = all

@@ -1221,3 +1221,172 @@ pub fn reset(c: &Cluster) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A labelled metric of flinkgate's: the first series of `name` whose
+/// labels contain every `label="value"` given.
+fn labelled_metric(c: &Cluster, name: &str, labels: &[&str]) -> Option<f64> {
+    let text = c.metrics()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|want| set.contains(want))
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Placement on real nodes: a node made slow is measured below the floor
+/// from a running job, filtered out for new TaskManagers (a NodesFiltered
+/// Event on the pod), and, with `scheduling.rebalance` on, one TaskManager
+/// is moved off it; the job restarts from its checkpoint. F(x) shows in
+/// `kubectl get flinkdep`.
+pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
+    let name = "placed";
+    let data = data_dir(c);
+    let slow = |spec: &str| {
+        let ok = Command::new(repo("deploy/local/cluster"))
+            .args(["slow-node", "--dir", c.dir.to_str().unwrap(), spec])
+            .status()
+            .expect("cluster slow-node")
+            .success();
+        assert!(ok, "cluster slow-node {spec}");
+    };
+    slow("node-1=0.15");
+    c.set_policy(&format!(
+        "{}\nscheduling:\n  collectionIntervalSeconds: 3\n  minSamples: 4\n  rebalance: {{enabled: true, belowFloorSeconds: 10, cooldownSeconds: 3600}}\n",
+        pod_policy()
+    ));
+    let manifest = application(name, "running", &data, 1)
+        .replace(
+            "local:///opt/flink/examples/streaming/StateMachineExample.jar",
+            "local:///opt/flink/examples/streaming/CpuBound.jar",
+        )
+        .replace("    parallelism: 2\n", "    parallelism: 4\n")
+        .replace(
+            "  taskManager:\n    resource: {memory: 1024m, cpu: 0.5}",
+            "  taskManager:\n    resource: {memory: 1024m, cpu: 0.25}",
+        );
+    c.must(&["apply", "-f", "-"], Some(&manifest));
+    let uid = c.get_json("flinkdeployment", NAMESPACE, name)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jid = flinkgate::controller::job_id::job_id(&uid, 1);
+    let rest_base = await_running(c, name, &jid, Duration::from_secs(240));
+    let tm_selector = format!("app={name},component=taskmanager");
+    let first: Vec<(String, String)> = pods(c, &tm_selector)
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        first.iter().any(|(_, n)| n == "node-1"),
+        "default spreading put a TaskManager on the slow node: {first:?}"
+    );
+    let mut f_slow = 1.0;
+    wait(
+        "the slow node's F_n below the floor",
+        Duration::from_secs(180),
+        || {
+            f_slow = labelled_metric(c, "flinkgate_node_task_performance", &["node=\"node-1\""])
+                .unwrap_or(1.0);
+            f_slow < 0.6
+        },
+    );
+    eprintln!("real-nodes: slow node measured at F_n {f_slow:.2}");
+    let t = Instant::now();
+    wait(
+        "a TaskManager moved off the slow node",
+        Duration::from_secs(180),
+        || events(c, name).contains("TaskManagerMoved"),
+    );
+    let ev = events(c, name);
+    assert!(
+        ev.contains("on node-1") && ev.contains("below the floor"),
+        "the move names the node and the reason: {ev}"
+    );
+    let moves = || {
+        labelled_metric(
+            c,
+            "flinkgate_rebalance_moves_total",
+            &["namespace=\"rn\"", &format!("name=\"{name}\"")],
+        )
+    };
+    assert_eq!(moves(), Some(1.0));
+    wait(
+        "the job runs again, restored from a checkpoint, with a replacement TaskManager",
+        Duration::from_secs(240),
+        || {
+            let replaced = pods(c, &tm_selector).iter().any(|p| {
+                running(p)
+                    && !first
+                        .iter()
+                        .any(|(n, _)| p["metadata"]["name"] == n.as_str())
+            });
+            replaced
+                && all_tasks_running(&rest_base, &jid)
+                && restored_from(&rest_base, &jid).is_some()
+        },
+    );
+    eprintln!(
+        "real-nodes: TaskManager moved, job running again in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    for p in pods(c, &tm_selector) {
+        let pod = p["metadata"]["name"].as_str().unwrap_or_default();
+        if first.iter().any(|(n, _)| n == pod) {
+            continue;
+        }
+        assert_eq!(
+            p["spec"]["nodeName"], "node-0",
+            "the replacement avoided the slow node: {pod}"
+        );
+        let pod_events = c.must(
+            &[
+                "get",
+                "events",
+                "-n",
+                NAMESPACE,
+                "--field-selector",
+                &format!("involvedObject.name={pod}"),
+                "-o",
+                "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+            ],
+            None,
+        );
+        assert!(
+            pod_events.contains("NodesFiltered") && pod_events.contains("node node-1"),
+            "{pod}: {pod_events}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(moves(), Some(1.0), "one move per cooldown");
+    let listed = c.must(&["get", "flinkdep", "-n", NAMESPACE, name], None);
+    assert!(listed.contains("F(X)"), "the F(x) column: {listed}");
+    let s = status(c, name);
+    assert!(
+        s.pointer("/taskPerformance/job")
+            .and_then(Value::as_f64)
+            .is_some(),
+        "status.taskPerformance: {s}"
+    );
+    delete_deployments(c, &[name]);
+    slow("node-1=off");
+    c.set_policy(&pod_policy());
+    wait(
+        "the placed cluster is gone",
+        Duration::from_secs(120),
+        || pods(c, &format!("app={name}")).is_empty(),
+    );
+}
