@@ -20,6 +20,11 @@ job runs at the pace of its slowest subtask):
      ran, each node's F_n and the job's F(x) from flinkgate's metrics.
 The placement is switched through the policy: pods.taskManager.schedulerName
 `flinkgate` (the profile with the extender) or absent (default-scheduler).
+  4. (--heal, on by default) a checkpointed job placed by flinkgate with
+     scheduling.rebalance on; after HEAL_BEFORE seconds the node holding most
+     of its TaskManagers is made slow; the throughput is sampled for
+     HEAL_AFTER seconds: the dip, each move, and the time until it is back
+     to 90 % of before.
 
 Writes OUT/results.json and OUT/throughput.csv, prints one line per run
 and, last, `placement gain: +NN% (default-scheduler R1 rec/s, flinkgate R2
@@ -96,9 +101,9 @@ def wait(what, timeout, check, every=2.0):
         time.sleep(every)
 
 
-def policy(repo, placement):
+def policy(repo, placement, scheduling=""):
     """The built-in policy, with TaskManagers routed to the flinkgate profile
-    for the flinkgate placement."""
+    for the flinkgate placement, and `scheduling` (YAML lines) appended."""
     with open(os.path.join(repo, "src/policy/builtin.yaml")) as f:
         text = f.read()
     marker = "\npods:\n  taskManager:\n"
@@ -106,12 +111,12 @@ def policy(repo, placement):
         raise RuntimeError("src/policy/builtin.yaml has no pods.taskManager section")
     if placement == FLINKGATE:
         text = text.replace(marker, marker + "    schedulerName: flinkgate\n")
-    return text
+    return text + scheduling
 
 
-def set_policy(c, placement):
+def set_policy(c, placement, scheduling=""):
     before = c.metric("flinkgate_policy_generation") or 0
-    indented = "".join(f"    {line}\n" for line in policy(c.repo, placement).splitlines())
+    indented = "".join(f"    {line}\n" for line in policy(c.repo, placement, scheduling).splitlines())
     c.kubectl("apply", "-f", "-", stdin=(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flinkgate-policy\n"
         f"  namespace: flinkgate-system\ndata:\n  policy.yaml: |\n{indented}"))
@@ -119,7 +124,22 @@ def set_policy(c, placement):
          lambda: (c.metric("flinkgate_policy_generation") or 0) > before)
 
 
-def manifest(name, args):
+def manifest(name, args, checkpoints=None):
+    """The CpuBound job; with `checkpoints` (a host directory every node
+    sees), checkpointed every 5 s into it."""
+    state = ""
+    if checkpoints:
+        state = f"""    execution.checkpointing.interval: 5 s
+    state.checkpoints.dir: file:///flink-data/checkpoints
+  podTemplate:
+    spec:
+      containers:
+        - name: flink-main-container
+          volumeMounts: [{{name: flink-data, mountPath: /flink-data}}]
+      volumes:
+        - name: flink-data
+          hostPath: {{path: {checkpoints}, type: DirectoryOrCreate}}
+"""
     return f"""apiVersion: flink.apache.org/v1beta1
 kind: FlinkDeployment
 metadata:
@@ -131,7 +151,7 @@ spec:
   flinkConfiguration:
     taskmanager.numberOfTaskSlots: "1"
     metrics.latency.interval: "0"
-  serviceAccount: flink
+{state}  serviceAccount: flink
   jobManager:
     resource: {{memory: 1024m, cpu: {args.jm_cpu}}}
   taskManager:
@@ -235,6 +255,80 @@ def one_run(c, args, placement, label, t0):
     return result
 
 
+def slow_node(c, spec):
+    subprocess.run([os.path.join(c.repo, "deploy/local/cluster"), "slow-node", "--dir", c.dir, spec],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def rebalance_moves(c, name):
+    return c.metric("flinkgate_rebalance_moves_total", namespace=NAMESPACE, name=name) or 0
+
+
+def heal_phase(c, args, t0):
+    """A checkpointed job placed by flinkgate; once it runs steadily, the
+    node with most of its TaskManagers is made slow. With
+    scheduling.rebalance on, the leader moves its TaskManagers off (one per
+    cooldown); the time to recover is from the slowdown until the
+    throughput is back to 90 % of what it was before, for three samples."""
+    name = "cpu-heal"
+    set_policy(c, FLINKGATE, "\nscheduling:\n  rebalance: {enabled: true, belowFloorSeconds: "
+               f"{args.heal_below_floor:g}, cooldownSeconds: {args.heal_cooldown:g}}}\n")
+    checkpoints = os.path.join(c.dir, "flink-data")
+    os.makedirs(checkpoints, exist_ok=True)
+    os.chmod(checkpoints, 0o777)  # the image's flink user writes there
+    log(f"heal: applying {name} (flinkgate placement, rebalance on)")
+    c.kubectl("apply", "-f", "-", stdin=manifest(name, args, checkpoints))
+    base, jid, vertex = wait(f"{name}: every subtask running", 300, lambda: running_job(c, name))
+    time.sleep(args.settle)
+    samples, marks = [], []
+
+    def sample_for(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                rate = throughput(base, jid, vertex)
+            except (OSError, ValueError):
+                rate = None  # restarting: its JobManager answers again shortly
+            t = round(time.monotonic() - t0, 1)
+            samples.append((t, rate or 0.0))
+            moves = rebalance_moves(c, name)
+            if moves > sum(1 for _, what in marks if what.startswith("moved")):
+                marks.append((t, f"moved TaskManager {int(moves)}"))
+            time.sleep(args.sample)
+
+    sample_for(args.heal_before)
+    before = statistics.fmean(r for _, r in samples[-6:])
+    nodes = taskmanager_nodes(c, name)
+    victim = max(sorted(set(nodes)), key=nodes.count)
+    slowed_at = round(time.monotonic() - t0, 1)
+    slow_node(c, f"{victim}={args.heal_fraction}")
+    marks.append((slowed_at, f"{victim} slowed to {args.heal_fraction}"))
+    log(f"heal: {before:.0f} rec/s with TaskManagers on {nodes}; {victim} slowed")
+    sample_for(args.heal_after)
+    slow_node(c, f"{victim}=off")
+    recovered = None
+    after = [(t, r) for t, r in samples if t > slowed_at]
+    for i in range(len(after) - 2):
+        if all(r >= 0.9 * before for _, r in after[i:i + 3]) and any(
+                what.startswith("moved") and t <= after[i][0] for t, what in marks):
+            recovered = after[i][0] - slowed_at
+            break
+    dip = min((r for _, r in after), default=0.0)
+    moves = int(rebalance_moves(c, name))
+    c.kubectl("delete", "flinkdeployment", "-n", NAMESPACE, name, "--wait=false")
+    wait(f"{name}: its pods gone", 180,
+         lambda: not c.get("pods", "-n", NAMESPACE, "-l", f"app={name}")["items"])
+    set_policy(c, DEFAULT)
+    if recovered is None:
+        log(f"heal: NOT recovered within {args.heal_after:g}s ({moves} moves, low {dip:.0f} rec/s)")
+    else:
+        log(f"heal: recovered to 90% of {before:.0f} rec/s {recovered:.0f}s after the slowdown "
+            f"({moves} moves, low {dip:.0f} rec/s)")
+    return {"label": "heal", "placement": FLINKGATE, "samples": samples, "marks": marks,
+            "before": before, "slowed_node": victim, "moves": moves,
+            "recovered_after_seconds": recovered, "taskmanager_nodes": nodes}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -251,6 +345,15 @@ def main():
     ap.add_argument("--window", type=float, default=60, help="seconds of sampling")
     ap.add_argument("--sample", type=float, default=5, help="seconds between samples")
     ap.add_argument("--floor", type=float, default=0.6, help="the policy's scheduling.floor")
+    ap.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
+                    help="run the third phase: a node slowed mid-run, rebalance moves")
+    ap.add_argument("--heal-fraction", type=float, default=0.3)
+    ap.add_argument("--heal-before", type=float, default=60, help="seconds sampled before the slowdown")
+    ap.add_argument("--heal-after", type=float, default=300, help="seconds sampled after it")
+    ap.add_argument("--heal-below-floor", type=float, default=20,
+                    help="scheduling.rebalance.belowFloorSeconds in that phase")
+    ap.add_argument("--heal-cooldown", type=float, default=45,
+                    help="scheduling.rebalance.cooldownSeconds in that phase")
     args = ap.parse_args()
 
     c = Cluster(args.dir, args.kubectl, args.repo)
@@ -270,6 +373,7 @@ def main():
             short = "default" if placement == DEFAULT else "flinkgate"
             runs.append(one_run(c, args, placement, f"{short}-{rep + 1}", t0))
     set_policy(c, DEFAULT)
+    heal = heal_phase(c, args, t0) if args.heal else None
 
     by = {p: [r["mean"] for r in runs if r["placement"] == p] for p in (DEFAULT, FLINKGATE)}
     med = {p: statistics.median(v) for p, v in by.items()}
@@ -282,10 +386,11 @@ def main():
         "flinkgate_taskmanagers_below_floor": below_floor,
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"args": vars(args), "warmup": warmup, "runs": runs, "summary": summary}, f, indent=1)
+        json.dump({"args": vars(args), "warmup": warmup, "runs": runs, "heal": heal,
+                   "summary": summary}, f, indent=1)
     with open(os.path.join(args.out, "throughput.csv"), "w") as f:
         f.write("run,placement,seconds,records_per_second\n")
-        for r in [warmup] + runs:
+        for r in [warmup] + runs + ([heal] if heal else []):
             for t, rate in r["samples"]:
                 f.write(f"{r['label']},{r['placement']},{t},{rate:.1f}\n")
     for p in (DEFAULT, FLINKGATE):

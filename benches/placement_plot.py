@@ -22,7 +22,11 @@ COLOURS = {"default-scheduler": "tab:red", "flinkgate": "tab:blue"}
 def main(results_path, out_path):
     with open(results_path) as f:
         results = json.load(f)
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    heal = results.get("heal")
+    if heal:
+        fig, (ax, heal_ax) = plt.subplots(2, 1, figsize=(10, 10))
+    else:
+        fig, ax = plt.subplots(figsize=(10, 5.5))
     for run in results["runs"]:
         if not run["samples"]:
             continue
@@ -44,8 +48,30 @@ def main(results_path, out_path):
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    if heal:
+        plot_heal(heal_ax, heal)
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
+
+
+def plot_heal(ax, heal):
+    """The third phase: throughput over time, the slowdown and each move."""
+    start = heal["samples"][0][0] if heal["samples"] else 0.0
+    ax.plot([t - start for t, _ in heal["samples"]], [r for _, r in heal["samples"]],
+            color=COLOURS["flinkgate"], marker="o", markersize=3, label="throughput")
+    for t, what in heal["marks"]:
+        colour = "tab:red" if "slowed" in what else "tab:green"
+        ax.axvline(t - start, color=colour, linestyle="--", alpha=0.7)
+        ax.annotate(what, (t - start, 0), rotation=90, va="bottom", ha="right", fontsize=8)
+    ax.axhline(0.9 * heal["before"], color="gray", linestyle=":", label="90% of before")
+    recovered = heal.get("recovered_after_seconds")
+    outcome = f"recovered {recovered:.0f}s after the slowdown" if recovered is not None else "not recovered"
+    ax.set_title(f"scheduling.rebalance: a node slowed mid-run, {heal['moves']} move(s), {outcome}")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("records per second (sum over subtasks)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
 
 
 if __name__ == "__main__":
