@@ -154,6 +154,10 @@ spec:
 {state}  serviceAccount: flink
   jobManager:
     resource: {{memory: 1024m, cpu: {args.jm_cpu}}}
+    # on a node that stays fast: its CPU limit would not fit a slow node's quota
+    podTemplate:
+      spec:
+        nodeSelector: {{kubernetes.io/hostname: node-0}}
   taskManager:
     resource: {{memory: 1024m, cpu: {args.tm_cpu}}}
   job:
@@ -337,8 +341,11 @@ def main():
     ap.add_argument("--repo", required=True)
     ap.add_argument("--out", required=True, help="directory for results.json and throughput.csv")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--parallelism", type=int, default=6)
-    ap.add_argument("--tm-cpu", default="0.25")
+    # Nine TaskManagers of 0.15 CPU: about three per node, so the slow
+    # node's quota (at least one pod's limit, see deploy/local/README.md)
+    # is shared three ways.
+    ap.add_argument("--parallelism", type=int, default=9)
+    ap.add_argument("--tm-cpu", default="0.15")
     ap.add_argument("--jm-cpu", default="0.5")
     ap.add_argument("--work", type=int, default=2000, help="hash rounds per record")
     ap.add_argument("--settle", type=float, default=30, help="seconds before sampling")
@@ -347,7 +354,8 @@ def main():
     ap.add_argument("--floor", type=float, default=0.6, help="the policy's scheduling.floor")
     ap.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
                     help="run the third phase: a node slowed mid-run, rebalance moves")
-    ap.add_argument("--heal-fraction", type=float, default=0.3)
+    ap.add_argument("--heal-fraction", type=float, default=0.25,
+                    help="of a node's share: 0.25 x 2/3 CPU stays above a TaskManager's 0.15")
     ap.add_argument("--heal-before", type=float, default=60, help="seconds sampled before the slowdown")
     ap.add_argument("--heal-after", type=float, default=300, help="seconds sampled after it")
     ap.add_argument("--heal-below-floor", type=float, default=20,

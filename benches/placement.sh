@@ -15,7 +15,9 @@
 #   placement gain: +NN% (default-scheduler R1 rec/s, flinkgate R2 rec/s, 3 runs)
 #
 # Usage: benches/placement.sh [extra placement.py flags, e.g. --reps 5]
-#   env: DIR (cluster state dir), OUT, SLOW (node-2), FRACTION (0.3),
+#   env: DIR (cluster state dir), OUT, SLOW (node-2), FRACTION (0.25: a
+#        quota of 0.25 x 2/3 CPU, above one TaskManager's 0.15 CPU limit, as
+#        cgroup v1 requires, and shared by the ~3 TaskManagers placed there),
 #        SKIP_BUILD=1, KEEP_CLUSTER=1
 # Needs root and cgroup v1, like the real-node tests; about 20 minutes.
 set -euo pipefail
@@ -24,7 +26,7 @@ ROOT=$PWD
 DIR=${DIR:-/tmp/flinkgate-placement-cluster}
 OUT=${OUT:-/tmp/flinkgate-placement}
 SLOW=${SLOW:-node-2}
-FRACTION=${FRACTION:-0.3}
+FRACTION=${FRACTION:-0.25}
 CACHE=${FLINKGATE_CACHE:-$HOME/.cache/flinkgate}
 CLUSTER=$ROOT/deploy/local/cluster
 

@@ -16,6 +16,7 @@ Only one cluster with real nodes can run at a time on a host: kube-proxy owns
 the host's KUBE-* iptables chains. Clusters of kwok nodes only are unaffected.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -472,19 +473,29 @@ def node_share(node_count):
 
 
 def set_cpu_fraction(lay, i, fraction, node_count):
-    """Makes node i run at `fraction` of a node's speed: a CFS quota on its
-    cgroup root of fraction x its share of the host's CPUs (node_share), so
-    `node-2=0.3` is a node 30 % as fast as a fair one whatever the host.
-    Capacity and allocatable stay as they are, so the scheduler cannot see
-    it. fraction None or >= 1 removes the limit."""
+    """Makes node i slow: a CFS quota on its cgroup root of fraction x its
+    share of the host's CPUs (node_share), shared by all its pods, like a
+    noisy neighbour. Capacity and allocatable stay as they are, so the
+    scheduler cannot see it. fraction None or >= 1 removes the limit.
+    On cgroup v1 the kernel keeps every pod's quota (its CPU limit) within
+    the node's: a pod whose limit is larger cannot start there (StartError),
+    and the quota cannot be set below a running pod's limit."""
     d = os.path.join(CGROUP_FS, "cpu") + lay.cgroup_root(i)
     if not os.path.isdir(d):
         raise NodeError(f"node {NODE_PREFIX}{i} has no cgroup {d}; is it running?")
     period = 100000
     quota = (-1 if fraction is None or fraction >= 1
              else max(1000, int(fraction * node_share(node_count) * period)))
-    write_sysctl(os.path.join(d, "cpu.cfs_period_us"), str(period))
-    write_sysctl(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
+    try:
+        write_sysctl(os.path.join(d, "cpu.cfs_period_us"), str(period))
+        write_sysctl(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            raise NodeError(
+                f"the kernel refused cpu.cfs_quota_us {quota} for {NODE_PREFIX}{i}: a pod on it has a "
+                f"CPU limit above {quota / period:.2f} CPU (cgroup v1 keeps a child's quota within "
+                f"its parent's); use a larger fraction")
+        raise
     return quota
 
 

@@ -1252,6 +1252,8 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
             .success();
         assert!(ok, "cluster slow-node {spec}");
     };
+    // Six TaskManagers of 0.15 CPU, about three per node: node-1's share
+    // together 0.15 CPU (a pod's limit must fit in the node's quota).
     slow("node-1=0.15");
     c.set_policy(&format!(
         "{}\nscheduling:\n  collectionIntervalSeconds: 3\n  minSamples: 4\n  rebalance: {{enabled: true, belowFloorSeconds: 10, cooldownSeconds: 3600}}\n",
@@ -1262,10 +1264,15 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
             "local:///opt/flink/examples/streaming/StateMachineExample.jar",
             "local:///opt/flink/examples/streaming/CpuBound.jar",
         )
-        .replace("    parallelism: 2\n", "    parallelism: 4\n")
+        .replace("    parallelism: 2\n", "    parallelism: 6\n")
+        // The JobManager (0.5 CPU) would not fit in node-1's quota.
+        .replace(
+            "  jobManager:\n    resource: {memory: 1024m, cpu: 0.5}\n",
+            "  jobManager:\n    resource: {memory: 1024m, cpu: 0.5}\n    podTemplate:\n      spec:\n        nodeSelector: {kubernetes.io/hostname: node-0}\n",
+        )
         .replace(
             "  taskManager:\n    resource: {memory: 1024m, cpu: 0.5}",
-            "  taskManager:\n    resource: {memory: 1024m, cpu: 0.25}",
+            "  taskManager:\n    resource: {memory: 1024m, cpu: 0.15}",
         );
     c.must(&["apply", "-f", "-"], Some(&manifest));
     let uid = c.get_json("flinkdeployment", NAMESPACE, name)["metadata"]["uid"]
