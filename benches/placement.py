@@ -270,7 +270,8 @@ def rebalance_moves(c, name):
 
 def heal_phase(c, args, t0):
     """A checkpointed job placed by flinkgate; once it runs steadily, the
-    node with most of its TaskManagers is made slow. With
+    node (other than the JobManager's node-0) with most of its TaskManagers
+    is made slow. With
     scheduling.rebalance on, the leader moves its TaskManagers off (one per
     cooldown); the time to recover is from the slowdown until the
     throughput is back to 90 % of what it was before, for three samples."""
@@ -303,7 +304,11 @@ def heal_phase(c, args, t0):
     sample_for(args.heal_before)
     before = statistics.fmean(r for _, r in samples[-6:])
     nodes = taskmanager_nodes(c, name)
-    victim = max(sorted(set(nodes)), key=nodes.count)
+    # Not node-0: the JobManager's CPU limit there would not fit the quota.
+    others = sorted(set(nodes) - {"node-0"})
+    if not others:
+        raise RuntimeError(f"heal: every TaskManager is on node-0 ({nodes}); nothing to slow")
+    victim = max(others, key=nodes.count)
     slowed_at = round(time.monotonic() - t0, 1)
     slow_node(c, f"{victim}={args.heal_fraction}")
     marks.append((slowed_at, f"{victim} slowed to {args.heal_fraction}"))
