@@ -1252,9 +1252,6 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
             .success();
         assert!(ok, "cluster slow-node {spec}");
     };
-    // Six TaskManagers of 0.15 CPU, about three per node: node-1's share
-    // together 0.15 CPU (a pod's limit must fit in the node's quota).
-    slow("node-1=0.15");
     c.set_policy(&format!(
         "{}\nscheduling:\n  collectionIntervalSeconds: 3\n  minSamples: 4\n  rebalance: {{enabled: true, belowFloorSeconds: 10, cooldownSeconds: 3600}}\n",
         pod_policy()
@@ -1299,8 +1296,12 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
         .collect();
     assert!(
         first.iter().any(|(_, n)| n == "node-1"),
-        "default spreading put a TaskManager on the slow node: {first:?}"
+        "default spreading put a TaskManager on node-1: {first:?}"
     );
+    // Slowed once the job runs (JVMs start slowly on a starved node): its
+    // TaskManagers, 0.15 CPU each, now share 0.15 CPU (a pod's limit must
+    // fit in the node's quota on cgroup v1).
+    slow("node-1=0.15");
     let mut f_slow = 1.0;
     wait(
         "the slow node's F_n below the floor",
