@@ -359,8 +359,8 @@ def main():
     ap.add_argument("--floor", type=float, default=0.6, help="the policy's scheduling.floor")
     ap.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
                     help="run the third phase: a node slowed mid-run, rebalance moves")
-    ap.add_argument("--heal-fraction", type=float, default=0.25,
-                    help="of a node's share: 0.25 x 2/3 CPU stays above a TaskManager's 0.15")
+    ap.add_argument("--heal-fraction", type=float, default=0.3,
+                    help="of a node's share: 0.3 x 2/3 CPU stays above a TaskManager's 0.15")
     ap.add_argument("--heal-before", type=float, default=60, help="seconds sampled before the slowdown")
     ap.add_argument("--heal-after", type=float, default=300, help="seconds sampled after it")
     ap.add_argument("--heal-below-floor", type=float, default=20,

@@ -15,8 +15,8 @@
 #   placement gain: +NN% (default-scheduler R1 rec/s, flinkgate R2 rec/s, 3 runs)
 #
 # Usage: benches/placement.sh [extra placement.py flags, e.g. --reps 5]
-#   env: DIR (cluster state dir), OUT, SLOW (node-2), FRACTION (0.25: a
-#        quota of 0.25 x 2/3 CPU, above one TaskManager's 0.15 CPU limit, as
+#   env: DIR (cluster state dir), OUT, SLOW (node-2), FRACTION (0.3: a quota
+#        of 0.3 x 2/3 = 0.2 CPU, above one TaskManager's 0.15 CPU limit, as
 #        cgroup v1 requires, and shared by the ~3 TaskManagers placed there),
 #        SKIP_BUILD=1, KEEP_CLUSTER=1
 # Needs root and cgroup v1, like the real-node tests; about 20 minutes.
@@ -26,7 +26,7 @@ ROOT=$PWD
 DIR=${DIR:-/tmp/flinkgate-placement-cluster}
 OUT=${OUT:-/tmp/flinkgate-placement}
 SLOW=${SLOW:-node-2}
-FRACTION=${FRACTION:-0.25}
+FRACTION=${FRACTION:-0.3}
 CACHE=${FLINKGATE_CACHE:-$HOME/.cache/flinkgate}
 CLUSTER=$ROOT/deploy/local/cluster
 
