@@ -117,9 +117,11 @@ def policy(repo, placement, scheduling=""):
 def set_policy(c, placement, scheduling=""):
     before = c.metric("flinkgate_policy_generation") or 0
     indented = "".join(f"    {line}\n" for line in policy(c.repo, placement, scheduling).splitlines())
-    c.kubectl("apply", "-f", "-", stdin=(
+    out = c.kubectl("apply", "-f", "-", stdin=(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flinkgate-policy\n"
         f"  namespace: flinkgate-system\ndata:\n  policy.yaml: |\n{indented}"))
+    if "unchanged" in out:
+        return  # already in force: no reload to wait for
     wait("flinkgate to load the policy", 30,
          lambda: (c.metric("flinkgate_policy_generation") or 0) > before)
 
