@@ -115,13 +115,15 @@ def policy(repo, placement, scheduling=""):
 
 
 def set_policy(c, placement, scheduling=""):
+    text = policy(c.repo, placement, scheduling)
+    current = c.get("configmap", "-n", "flinkgate-system", "flinkgate-policy")
+    if current.get("data", {}).get("policy.yaml", "").strip() == text.strip():
+        return  # already in force: no reload to wait for
     before = c.metric("flinkgate_policy_generation") or 0
-    indented = "".join(f"    {line}\n" for line in policy(c.repo, placement, scheduling).splitlines())
-    out = c.kubectl("apply", "-f", "-", stdin=(
+    indented = "".join(f"    {line}\n" for line in text.splitlines())
+    c.kubectl("apply", "-f", "-", stdin=(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flinkgate-policy\n"
         f"  namespace: flinkgate-system\ndata:\n  policy.yaml: |\n{indented}"))
-    if "unchanged" in out:
-        return  # already in force: no reload to wait for
     wait("flinkgate to load the policy", 30,
          lambda: (c.metric("flinkgate_policy_generation") or 0) > before)
 
