@@ -85,9 +85,9 @@ class Cluster:
                 out[(m.group(1), labels)] = float(m.group(3))
         return out
 
-    def metric(self, name, **labels):
+    def metric(self, metric_name, **labels):
         want = tuple(sorted(labels.items()))
-        return self.metrics().get((name, want))
+        return self.metrics().get((metric_name, want))
 
 
 def wait(what, timeout, check, every=2.0):
@@ -393,7 +393,17 @@ def main():
             short = "default" if placement == DEFAULT else "flinkgate"
             runs.append(one_run(c, args, placement, f"{short}-{rep + 1}", t0))
     set_policy(c, DEFAULT)
-    heal = heal_phase(c, args, t0) if args.heal else None
+    heal = None
+    summarize(args, warmup, runs, heal, final=False)
+    if args.heal:
+        heal = heal_phase(c, args, t0)
+    summarize(args, warmup, runs, heal, final=True)
+    return 0
+
+
+def summarize(args, warmup, runs, heal, final):
+    """Writes results.json and throughput.csv; when final, logs the figures
+    and prints the gain line."""
 
     by = {p: [r["mean"] for r in runs if r["placement"] == p] for p in (DEFAULT, FLINKGATE)}
     med = {p: statistics.median(v) if v else 0.0 for p, v in by.items()}
@@ -413,6 +423,8 @@ def main():
         for r in [warmup] + runs + ([heal] if heal else []):
             for t, rate in r["samples"]:
                 f.write(f"{r['label']},{r['placement']},{t},{rate:.1f}\n")
+    if not final:
+        return
     for p in (DEFAULT, FLINKGATE):
         if by[p]:
             lo, hi = summary["spread"][p]
@@ -423,7 +435,6 @@ def main():
     print(f"placement gain: {gain * 100:+.0f}% (default-scheduler {med[DEFAULT]:.0f} rec/s, "
           f"flinkgate {med[FLINKGATE]:.0f} rec/s, {args.reps} runs)" if gain is not None
           else "placement gain: n/a (no default-scheduler runs)")
-    return 0
 
 
 if __name__ == "__main__":
