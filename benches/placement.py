@@ -287,7 +287,20 @@ def heal_phase(c, args, t0):
     os.chmod(checkpoints, 0o777)  # the image's flink user writes there
     log(f"heal: applying {name} (flinkgate placement, rebalance on)")
     heal_args = argparse.Namespace(**{**vars(args), "parallelism": args.heal_parallelism})
-    c.kubectl("apply", "-f", "-", stdin=manifest(name, heal_args, checkpoints))
+    # F(x) is relative to a job's own peers: a slowdown that hits every
+    # subtask of a job shows nowhere. Spread its TaskManagers (as a user
+    # wanting resilience would), so the slowed node's are slower than peers.
+    spread = f"""    podTemplate:
+      spec:
+        topologySpreadConstraints:
+          - maxSkew: 1
+            topologyKey: kubernetes.io/hostname
+            whenUnsatisfiable: ScheduleAnyway
+            labelSelector: {{matchLabels: {{app: {name}, component: taskmanager}}}}
+"""
+    text = manifest(name, heal_args, checkpoints).replace(
+        "  taskManager:\n", "  taskManager:\n" + spread, 1)
+    c.kubectl("apply", "-f", "-", stdin=text)
     base, jid, vertex = wait(f"{name}: every subtask running", 300, lambda: running_job(c, name))
     time.sleep(args.settle)
     samples, marks = [], []
@@ -358,22 +371,26 @@ def main():
     ap.add_argument("--tm-cpu", default="0.15")
     ap.add_argument("--jm-cpu", default="0.5")
     ap.add_argument("--work", type=int, default=2000, help="hash rounds per record")
-    ap.add_argument("--settle", type=float, default=30, help="seconds before sampling")
+    # Flink's *PerSecond metrics are 60 s moving averages: sample only once a
+    # whole minute of the running job is behind them.
+    ap.add_argument("--settle", type=float, default=75, help="seconds before sampling")
     ap.add_argument("--window", type=float, default=60, help="seconds of sampling")
     ap.add_argument("--sample", type=float, default=5, help="seconds between samples")
     ap.add_argument("--floor", type=float, default=0.6, help="the policy's scheduling.floor")
     ap.add_argument("--heal", action=argparse.BooleanOptionalAction, default=True,
                     help="run the third phase: a node slowed mid-run, rebalance moves")
-    ap.add_argument("--heal-fraction", type=float, default=0.3,
-                    help="of a node's share: 0.3 x 2/3 CPU stays above a TaskManager's 0.15")
+    ap.add_argument("--heal-fraction", type=float, default=0.225,
+                    help="of a node's share: 0.225 x 2/3 = 0.15 CPU, one TaskManager's limit")
     ap.add_argument("--heal-before", type=float, default=60, help="seconds sampled before the slowdown")
     ap.add_argument("--heal-after", type=float, default=360, help="seconds sampled after it")
     ap.add_argument("--heal-below-floor", type=float, default=15,
                     help="scheduling.rebalance.belowFloorSeconds in that phase")
     ap.add_argument("--heal-cooldown", type=float, default=30,
                     help="scheduling.rebalance.cooldownSeconds in that phase")
-    # Few TaskManagers: one move per cooldown must be able to clear the node.
-    ap.add_argument("--heal-parallelism", type=int, default=3)
+    # Spread over the nodes, two TaskManagers each: the slowed node's pair
+    # shares a quota no smaller than one TaskManager's limit (cgroup v1), and
+    # one move per cooldown clears it in two.
+    ap.add_argument("--heal-parallelism", type=int, default=6)
     args = ap.parse_args()
 
     c = Cluster(args.dir, args.kubectl, args.repo)
