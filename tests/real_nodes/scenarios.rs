@@ -1166,12 +1166,7 @@ pub fn slow_node_is_invisible_to_the_scheduler(c: &mut Cluster) {
     let node = |c: &Cluster| c.get_json("node", "", "node-1")["status"].clone();
     let before = node(c);
     let slow = |spec: &str| {
-        let ok = Command::new(repo("deploy/local/cluster"))
-            .args(["slow-node", "--dir", c.dir.to_str().unwrap(), spec])
-            .status()
-            .expect("cluster slow-node")
-            .success();
-        assert!(ok, "cluster slow-node {spec}");
+        slow_node(c, spec);
         std::fs::read_to_string(&quota_file)
             .unwrap_or_else(|e| panic!("{quota_file}: {e}"))
             .trim()
@@ -1222,6 +1217,16 @@ pub fn reset(c: &Cluster) {
     }
 }
 
+/// `deploy/local/cluster slow-node SPEC` on the test cluster.
+fn slow_node(c: &Cluster, spec: &str) {
+    let ok = Command::new(repo("deploy/local/cluster"))
+        .args(["slow-node", "--dir", c.dir.to_str().unwrap(), spec])
+        .status()
+        .expect("cluster slow-node")
+        .success();
+    assert!(ok, "cluster slow-node {spec}");
+}
+
 /// A labelled metric of flinkgate's: the first series of `name` whose
 /// labels contain every `label="value"` given.
 fn labelled_metric(c: &Cluster, name: &str, labels: &[&str]) -> Option<f64> {
@@ -1244,14 +1249,7 @@ fn labelled_metric(c: &Cluster, name: &str, labels: &[&str]) -> Option<f64> {
 pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
     let name = "placed";
     let data = data_dir(c);
-    let slow = |spec: &str| {
-        let ok = Command::new(repo("deploy/local/cluster"))
-            .args(["slow-node", "--dir", c.dir.to_str().unwrap(), spec])
-            .status()
-            .expect("cluster slow-node")
-            .success();
-        assert!(ok, "cluster slow-node {spec}");
-    };
+    let slow = |spec: &str| slow_node(c, spec);
     c.set_policy(&format!(
         "{}\nscheduling:\n  collectionIntervalSeconds: 3\n  minSamples: 4\n  rebalance: {{enabled: true, belowFloorSeconds: 10, cooldownSeconds: 3600}}\n",
         pod_policy()
@@ -1360,19 +1358,7 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
             p["spec"]["nodeName"], "node-0",
             "the replacement avoided the slow node: {pod}"
         );
-        let pod_events = c.must(
-            &[
-                "get",
-                "events",
-                "-n",
-                NAMESPACE,
-                "--field-selector",
-                &format!("involvedObject.name={pod}"),
-                "-o",
-                "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-            ],
-            None,
-        );
+        let pod_events = events(c, pod);
         assert!(
             pod_events.contains("NodesFiltered") && pod_events.contains("node node-1"),
             "{pod}: {pod_events}"
