@@ -406,7 +406,8 @@ async fn apply(
 
 /// How the job is carried over a suspend, resume or upgrade (`changing`):
 /// by the upgrade mode, and for `last-state` whether Kubernetes HA holds a
-/// checkpoint to resume from.
+/// checkpoint to resume from. Only a `last-state` change looks at the
+/// configuration and the HA ConfigMaps; every other reconcile skips both.
 async fn carry_over(
     d: &FlinkDeployment,
     ctx: &Context,
@@ -415,11 +416,11 @@ async fn carry_over(
     ns: &str,
     name: &str,
 ) -> Result<CarryOver, ReconcileError> {
+    if !(changing && upgrade_mode == "last-state") {
+        return Ok(ha_metadata::carry_over(upgrade_mode, false, false));
+    }
     let ha = ha_metadata::kubernetes_ha(&effective_config(d, ctx, None, None));
-    let checkpoints = changing
-        && upgrade_mode == "last-state"
-        && ha
-        && ha_metadata::has_checkpoints(&ha_metadata::list(ctx, ns, name).await?);
+    let checkpoints = ha && ha_metadata::has_checkpoints(&ha_metadata::list(ctx, ns, name).await?);
     Ok(ha_metadata::carry_over(upgrade_mode, ha, checkpoints))
 }
 

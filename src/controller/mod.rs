@@ -60,6 +60,7 @@ pub async fn run(ctx: Arc<Context>, mut leadership: Leadership, stop: Cancellati
 async fn controllers(ctx: Arc<Context>) {
     let mut runs: Vec<BoxStream<'static, ()>> = Vec::new();
     for api in apis::<FlinkDeployment>(&ctx) {
+        runs.push(taskmanager_exits(ctx.clone(), owned_api::<Pod>(&ctx, &api)));
         let owned = owned_api::<Deployment>(&ctx, &api);
         let c = Controller::new(api, watcher::Config::default())
             .with_config(runtime_config(&ctx))
@@ -81,9 +82,6 @@ async fn controllers(ctx: Arc<Context>) {
             .map(log_result)
             .boxed();
         runs.push(c);
-    }
-    for api in apis::<FlinkDeployment>(&ctx) {
-        runs.push(taskmanager_exits(ctx.clone(), owned_api::<Pod>(&ctx, &api)));
     }
     for api in apis::<FlinkSessionJob>(&ctx) {
         let c = Controller::new(api, watcher::Config::default())
