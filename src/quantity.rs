@@ -91,13 +91,32 @@ pub fn parse_flink_memory(input: &str) -> Result<u64, ParseError> {
             notation: "memory size",
         });
     }
-    match parse_quantity(s) {
+    match parse_quantity(&kubernetes_notation(s)) {
         Ok(bytes) if bytes >= 0.0 && bytes < u64::MAX as f64 => Ok(bytes as u64),
         _ => Err(ParseError {
             input: input.to_string(),
             notation: "memory size (e.g. 2048m, 2g or 2Gi)",
         }),
     }
+}
+
+/// The operator's reading of a memory size Flink's grammar refused: spaces
+/// dropped, upper-cased, a trailing `B` removed and `I` written `i`, so
+/// `2gi` and `2 GiB` mean `2Gi`.
+fn kubernetes_notation(s: &str) -> String {
+    let mut q: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
+    if q.ends_with('B') {
+        q.pop();
+    }
+    if q.ends_with('I') {
+        q.pop();
+        q.push('i');
+    }
+    q
 }
 
 /// Renders bytes the way people write memory limits.
@@ -135,6 +154,10 @@ mod tests {
         assert_eq!(parse_flink_memory("2 gb").unwrap(), 2 << 30);
         assert_eq!(parse_flink_memory("1024").unwrap(), 1024);
         assert_eq!(parse_flink_memory("2Gi").unwrap(), 2 << 30);
+        // The operator's leniency: case and a trailing B do not matter.
+        assert_eq!(parse_flink_memory("2gi").unwrap(), 2 << 30);
+        assert_eq!(parse_flink_memory("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_flink_memory("1.5gi").unwrap(), 3 << 29);
         assert!(parse_flink_memory("lots").is_err());
         assert!(parse_flink_memory("99999999999999999999t").is_err());
     }

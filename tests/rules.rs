@@ -412,8 +412,19 @@ fn session_job_needs_a_valid_deployment_name() {
     assert_denied(&check(&j), "spec.deploymentName", "Not_Valid");
 }
 
+/// `status.reconciliationStatus` as the operator writes it after deploying `spec`.
+fn deployed(obj: &mut Value, spec: &Value) {
+    let record =
+        json!({"spec": spec, "resource_metadata": {"apiVersion": "flink.apache.org/v1beta1"}});
+    set(
+        obj,
+        "/status",
+        json!({"reconciliationStatus": {"lastReconciledSpec": record.to_string(), "state": "DEPLOYED"}}),
+    );
+}
+
 #[test]
-fn session_job_deployment_name_cannot_change_on_update() {
+fn session_job_deployment_name_cannot_change_once_deployed() {
     use flinkgate::admission::decide::{Endpoint, Source, Subject, Target, evaluate};
     let p = Policy::builtin();
     let old = valid_session_job();
@@ -425,13 +436,21 @@ fn session_job_deployment_name_cannot_change_on_update() {
         namespace: "team-a",
         name: "job-a",
     };
-    let out = evaluate(
-        Endpoint::Validate,
-        p.rules_for(Some("team-a")),
-        &subject,
-        Source::Json(&new),
-        Some(Source::Raw(&old.to_string())),
-    );
+    let run = |new: &Value| {
+        evaluate(
+            Endpoint::Validate,
+            p.rules_for(Some("team-a")),
+            &subject,
+            Source::Raw(&new.to_string()),
+            Some(Source::Raw(&old.to_string())),
+        )
+    };
+    // Never deployed: the operator lets it move, and so does flinkgate.
+    let out = run(&new);
+    assert!(out.violations.is_empty(), "{:?}", out.violations);
+    // Deployed to session-cluster: it stays there.
+    deployed(&mut new, &old["spec"]);
+    let out = run(&new);
     assert!(
         out.violations
             .iter()
@@ -439,14 +458,8 @@ fn session_job_deployment_name_cannot_change_on_update() {
         "{:?}",
         out.violations
     );
-    let same = evaluate(
-        Endpoint::Validate,
-        p.rules_for(Some("team-a")),
-        &subject,
-        Source::Raw(&old.to_string()),
-        Some(Source::Json(&old)),
-    );
-    assert!(same.violations.is_empty(), "{:?}", same.violations);
+    // `flinkgate check` reads the same record from a parsed object.
+    assert_denied(&check(&new), "spec.deploymentName", "cannot change");
 }
 
 #[test]

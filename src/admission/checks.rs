@@ -81,6 +81,44 @@ pub fn internal_host_reason(host: &url::Host<&str>) -> Option<&'static str> {
     }
 }
 
+/// Why `java.net.URI`, which the operator and Flink parse a jarURI with,
+/// would refuse `raw` where the WHATWG parser (`url`) quietly repairs it:
+/// characters RFC 2396 never allows unescaped, and broken `%` escapes.
+pub fn java_uri_problem(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    for (i, c) in raw.char_indices() {
+        if c.is_ascii_control() || c == ' ' || "<>\"{}|\\^`".contains(c) {
+            return Some(format!(
+                "character {c:?} at index {i} must be percent-encoded"
+            ));
+        }
+        if c == '%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+        {
+            return Some(format!(
+                "'%' at index {i} does not start an escape like %20"
+            ));
+        }
+    }
+    None
+}
+
+/// The host of a hierarchical http(s) URI as `java.net.URI` sees it:
+/// `None` for `https:///job.jar` or `https:job.jar`, where `url` would
+/// take the first path segment for the host.
+pub fn java_uri_host(raw: &str) -> Option<&str> {
+    let (_, rest) = raw.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 fn ip_reason(ip: &IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) if v4.is_loopback() => Some("is a loopback address"),
@@ -92,6 +130,9 @@ fn ip_reason(ip: &IpAddr) -> Option<&'static str> {
         // fe80::/10 link-local, fc00::/7 unique-local (IPv6's private range).
         IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some("is a link-local address"),
         IpAddr::V6(v6) if (v6.segments()[0] & 0xfe00) == 0xfc00 => Some("is a private address"),
+        // fec0::/10, the deprecated site-local range Java still restricts.
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfec0 => Some("is a site-local address"),
+        ip if ip.is_multicast() => Some("is a multicast address"),
         _ => None,
     }
 }
@@ -180,7 +221,39 @@ mod tests {
             reason("https://[fd00::1]/x.jar"),
             Some("is a private address")
         );
+        assert_eq!(
+            reason("https://[fec0::1]/x.jar"),
+            Some("is a site-local address")
+        );
+        assert_eq!(
+            reason("https://224.0.0.1/x.jar"),
+            Some("is a multicast address")
+        );
+        assert_eq!(
+            reason("https://[ff02::1]/x.jar"),
+            Some("is a multicast address")
+        );
         assert_eq!(reason("https://repo.example.com/x.jar"), None);
         assert_eq!(reason("https://8.8.8.8/x.jar"), None);
+    }
+
+    #[test]
+    fn java_uri_rules() {
+        assert_eq!(java_uri_problem("https://repo.example.com/a%20b.jar"), None);
+        assert!(java_uri_problem("https://repo.example.com/a b.jar").is_some());
+        assert!(java_uri_problem("https://repo.example.com/a%2.jar").is_some());
+        assert!(java_uri_problem("https://repo.example.com/{x}.jar").is_some());
+        assert_eq!(
+            java_uri_host("https://repo.example.com/x.jar"),
+            Some("repo.example.com")
+        );
+        assert_eq!(
+            java_uri_host("https://u:p@repo.example.com:8443/x"),
+            Some("repo.example.com")
+        );
+        assert_eq!(java_uri_host("https://[::1]:8443/x"), Some("[::1]"));
+        assert_eq!(java_uri_host("https:///job.jar"), None);
+        assert_eq!(java_uri_host("https:job.jar"), None);
+        assert_eq!(java_uri_host("https://:443/job.jar"), None);
     }
 }

@@ -15,6 +15,7 @@ use super::violation::Violation;
 use super::{mutate, validate};
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
 use crate::flink::pod::{Component, flink_component};
+use crate::flink::reconciled;
 use crate::policy::{Mode, Policy, Rules};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +186,90 @@ struct SpecOnly<S> {
     spec: Option<S>,
 }
 
+/// The label of the operator's health-check canaries (`"true"`, any case):
+/// the operator exempts them from validation, and so does flinkgate.
+pub const CANARY_LABEL: &str = "flink.apache.org/canary";
+
+/// What the rules read of a Flink resource: its spec, whether it is the
+/// operator's canary, and the spec the operator last deployed.
+struct Resource<S> {
+    spec: S,
+    canary: bool,
+    last_reconciled: Option<S>,
+}
+
+/// One pass over the raw text for everything in [`Resource`].
+#[derive(Deserialize)]
+struct ResourceView<S> {
+    #[serde(default)]
+    metadata: MetaLabels,
+    #[serde(default)]
+    spec: Option<S>,
+    #[serde(default, deserialize_with = "lenient_status")]
+    status: Option<StatusView>,
+}
+
+#[derive(Deserialize)]
+struct StatusView {
+    #[serde(default, rename = "reconciliationStatus")]
+    reconciliation_status: Option<ReconciliationView>,
+}
+
+#[derive(Deserialize)]
+struct ReconciliationView {
+    #[serde(default, rename = "lastReconciledSpec")]
+    last_reconciled_spec: Option<String>,
+}
+
+/// The status is the operator's: a shape flinkgate does not expect makes
+/// the spec-change rules skip, never the object malformed.
+fn lenient_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<StatusView>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
+
+fn is_canary(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels
+        .and_then(|l| l.get(CANARY_LABEL))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Reads a Flink resource for the rules; a wrong spec shape names the field.
+fn read_resource<S: serde::de::DeserializeOwned + Default>(
+    src: Source,
+) -> Result<Resource<S>, String> {
+    match src {
+        Source::Json(v) => {
+            let canary = v
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(CANARY_LABEL))
+                .and_then(Value::as_str)
+                .is_some_and(|s| s.eq_ignore_ascii_case("true"));
+            let last_reconciled = v
+                .pointer("/status/reconciliationStatus/lastReconciledSpec")
+                .and_then(Value::as_str)
+                .and_then(reconciled::spec);
+            Ok(Resource {
+                spec: read_spec(src, "")?,
+                canary,
+                last_reconciled,
+            })
+        }
+        Source::Raw(raw) => match serde_json::from_str::<ResourceView<S>>(raw) {
+            Ok(o) => Ok(Resource {
+                spec: o.spec.unwrap_or_default(),
+                canary: is_canary(o.metadata.labels.as_ref()),
+                last_reconciled: o
+                    .status
+                    .and_then(|s| s.reconciliation_status)
+                    .and_then(|r| r.last_reconciled_spec)
+                    .and_then(|text| reconciled::spec(&text)),
+            }),
+            Err(_) => Err(explain::<ResourceView<S>>(raw, "")),
+        },
+    }
+}
+
 /// Reads `.spec` typed; a wrong shape names the field.
 fn read_spec<S: serde::de::DeserializeOwned + Default>(
     src: Source,
@@ -277,28 +362,32 @@ fn evaluate_inner(
     match (s.target, endpoint) {
         (Target::Other, _) => {}
         (Target::FlinkDeployment, Endpoint::Validate) => {
-            let spec: FlinkDeploymentSpec = read_spec(obj, "")?;
-            out.violations = validate::flink_deployment(&spec, &ctx);
+            let r: Resource<FlinkDeploymentSpec> = read_resource(obj)?;
+            if !r.canary {
+                out.violations =
+                    validate::flink_deployment(&r.spec, r.last_reconciled.as_ref(), &ctx);
+            }
         }
         (Target::FlinkDeployment, Endpoint::Mutate) => {
             let json = as_json(obj)?;
-            let spec: FlinkDeploymentSpec = read_spec(obj, "")?;
-            out.patch = diff(json, |o| mutate::flink_deployment(o, &spec, rules));
+            let r: Resource<FlinkDeploymentSpec> = read_resource(obj)?;
+            if !r.canary {
+                out.patch = diff(json, |o| mutate::flink_deployment(o, &r.spec, rules));
+            }
         }
         (Target::FlinkSessionJob, Endpoint::Validate) => {
-            let spec: FlinkSessionJobSpec = read_spec(obj, "")?;
-            // An old object that cannot be read cannot pin deploymentName; the
-            // API server stored it, so its shape is the CRD's anyway.
-            let old_spec: Option<FlinkSessionJobSpec> = match (s.operation, old) {
-                (Operation::Update, Some(o)) => read_spec(o, "oldObject.").ok(),
-                _ => None,
-            };
-            out.violations = validate::flink_session_job(&spec, old_spec.as_ref(), &ctx);
+            let r: Resource<FlinkSessionJobSpec> = read_resource(obj)?;
+            if !r.canary {
+                out.violations =
+                    validate::flink_session_job(&r.spec, r.last_reconciled.as_ref(), &ctx);
+            }
         }
         (Target::FlinkSessionJob, Endpoint::Mutate) => {
             let json = as_json(obj)?;
-            let spec: FlinkSessionJobSpec = read_spec(obj, "")?;
-            out.patch = diff(json, |o| mutate::flink_session_job(o, &spec, rules));
+            let r: Resource<FlinkSessionJobSpec> = read_resource(obj)?;
+            if !r.canary {
+                out.patch = diff(json, |o| mutate::flink_session_job(o, &r.spec, rules));
+            }
         }
         (Target::FlinkPod(component), Endpoint::Validate) => {
             let pod: Pod = read_whole(obj)?;

@@ -4,6 +4,7 @@ mod checks;
 pub mod decide;
 mod diff;
 pub mod mutate;
+mod operator_options;
 pub mod review;
 pub mod server;
 pub mod validate;

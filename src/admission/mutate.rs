@@ -59,14 +59,26 @@ pub fn flink_deployment(obj: &mut Value, spec: &FlinkDeploymentSpec, rules: &Rul
 }
 
 pub fn flink_session_job(obj: &mut Value, spec: &FlinkSessionJobSpec, rules: &Rules) {
-    let session = spec.deployment_name.as_deref().filter(|n| !n.is_empty());
-    let labels = rules
-        .defaults
-        .labels
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain(session.map(|s| (TARGET_SESSION_LABEL, s)));
-    add_labels(obj, labels);
+    add_labels(
+        obj,
+        rules
+            .defaults
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    // The operator finds a session's jobs by this label, so it follows
+    // deploymentName, overwriting a stale value.
+    if let Some(session) = spec.deployment_name.as_deref().filter(|n| !n.is_empty())
+        && let Some(labels) = obj
+            .pointer_mut("/metadata/labels")
+            .and_then(Value::as_object_mut)
+    {
+        labels.insert(
+            TARGET_SESSION_LABEL.into(),
+            Value::String(session.to_string()),
+        );
+    }
     if let Some(job) = obj.pointer_mut("/spec/job").and_then(Value::as_object_mut) {
         job_defaults(job, rules);
     }

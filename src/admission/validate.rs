@@ -5,11 +5,15 @@
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::Value;
 
-use crate::admission::checks::{cluster_name, image_allowed, internal_host_reason};
+use crate::admission::checks::{
+    cluster_name, image_allowed, internal_host_reason, java_uri_host, java_uri_problem,
+};
+use crate::admission::operator_options;
 use crate::admission::violation::{Violation, show};
 use crate::flink::config::{
-    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, JM_MEMORY_KEYS, OPERATOR_OWNED_KEYS,
-    PERIODIC_SAVEPOINT_INTERVAL_KEY, SAVEPOINT_DIR_KEYS, TM_MEMORY_KEYS,
+    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, JM_MEMORY_KEYS,
+    LAST_STATE_MAX_CHECKPOINT_AGE_KEY, OPERATOR_OWNED_KEYS, PERIODIC_SAVEPOINT_INTERVAL_KEY,
+    SAVEPOINT_DIR_KEYS, TM_MEMORY_KEYS,
 };
 use crate::flink::crd::{
     FlinkConfiguration, FlinkDeploymentSpec, FlinkSessionJobSpec, JobSpec, Resource,
@@ -19,7 +23,7 @@ use crate::flink::pod::{Component, MAIN_CONTAINER};
 use crate::flink::schema::FLINK_VERSIONS;
 use crate::flink::version::FlinkVersion;
 use crate::policy::{ComponentLimits, Rules};
-use crate::quantity::{format_bytes, parse_flink_memory, parse_quantity_value};
+use crate::quantity::{format_bytes, parse_flink_memory, parse_quantity, parse_quantity_value};
 
 const LOG_CONFIG_KEYS: &[&str] = &["log4j-console.properties", "logback-console.xml"];
 
@@ -30,14 +34,27 @@ pub struct Context<'a> {
     pub namespace: &'a str,
 }
 
-pub fn flink_deployment(spec: &FlinkDeploymentSpec, ctx: &Context) -> Vec<Violation> {
+/// `last` is the spec the operator last deployed
+/// (`status.reconciliationStatus.lastReconciledSpec`), for the rules on
+/// what an update may change.
+pub fn flink_deployment(
+    spec: &FlinkDeploymentSpec,
+    last: Option<&FlinkDeploymentSpec>,
+    ctx: &Context,
+) -> Vec<Violation> {
     let mut v = Vec::new();
     v.extend(cluster_name("metadata.name", ctx.name));
     flink_version(spec.flink_version.as_deref(), ctx, &mut v);
     forbidden_keys(spec.flink_configuration.as_ref(), ctx, &mut v);
     let cfg = spec.flink_configuration.as_ref();
+    operator_options::check(cfg, &mut v);
+    if let Some(last) = last {
+        spec_change(spec, last, &mut v);
+    }
     if let Some(job) = &spec.job {
-        job_fields(job, ctx, &mut v);
+        let tm_replicas = spec.task_manager.as_ref().and_then(|t| t.replicas);
+        job_fields(job, &mut v);
+        deployment_parallelism(job, tm_replicas, ctx, &mut v);
         state_directories(job, cfg, &mut v);
     }
     replicas(spec, cfg, &mut v);
@@ -123,9 +140,10 @@ pub fn flink_deployment(spec: &FlinkDeploymentSpec, ctx: &Context) -> Vec<Violat
     v
 }
 
+/// `last` is the spec the operator last deployed, as for [`flink_deployment`].
 pub fn flink_session_job(
     spec: &FlinkSessionJobSpec,
-    old: Option<&FlinkSessionJobSpec>,
+    last: Option<&FlinkSessionJobSpec>,
     ctx: &Context,
 ) -> Vec<Violation> {
     let mut v = Vec::new();
@@ -137,14 +155,14 @@ pub fn flink_session_job(
         )),
         Some(name) => v.extend(cluster_name("spec.deploymentName", name)),
     }
-    if let Some(old) = old
-        && old.deployment_name != spec.deployment_name
+    if let Some(last) = last
+        && last.deployment_name != spec.deployment_name
     {
         v.push(Violation::new(
             "spec.deploymentName",
             format!(
-                "cannot change from {} to {}",
-                show(&old.deployment_name),
+                "cannot change from {} (deployed) to {}",
+                show(&last.deployment_name),
                 show(&spec.deployment_name)
             ),
             "delete the FlinkSessionJob and create it again to move it to another session cluster",
@@ -155,11 +173,15 @@ pub fn flink_session_job(
         None => v.push(Violation::new(
             "spec.job",
             "is missing",
-            "set spec.job with at least jarURI (and entryClass if the jar has no Main-Class)",
+            "set spec.job with jarURI, or entryClass for a job on the session cluster's classpath",
         )),
         Some(job) => {
-            job_fields(job, ctx, &mut v);
-            jar_uri(job.jar_uri.as_deref(), ctx, &mut v);
+            job_fields(job, &mut v);
+            session_job_parallelism(job, ctx, &mut v);
+            // Without a jarURI the operator runs a class the session cluster has.
+            if let Some(uri) = &job.jar_uri {
+                jar_uri(uri, ctx, &mut v);
+            }
         }
     }
     v
@@ -259,10 +281,10 @@ fn flink_version(version: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
         ));
         return;
     };
-    let Some(parsed) = FlinkVersion::parse(raw) else {
+    let Some(parsed) = FlinkVersion::parse(raw).filter(|_| FLINK_VERSIONS.contains(&raw)) else {
         v.push(Violation::new(
             path,
-            format!("'{raw}' is not a Flink version"),
+            format!("'{raw}' is not a Flink version the operator knows"),
             format!("use one of {}", FLINK_VERSIONS.join(", ")),
         ));
         return;
@@ -284,6 +306,63 @@ fn flink_version(version: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
             path,
             format!("{raw} is not allowed in namespace {}", ctx.namespace),
             format!("use one of {}", allowed.join(", ")),
+        ));
+    }
+}
+
+/// What an update may not change, judged against the spec the operator
+/// last deployed.
+fn spec_change(spec: &FlinkDeploymentSpec, last: &FlinkDeploymentSpec, v: &mut Vec<Violation>) {
+    match (&last.job, &spec.job) {
+        (None, Some(_)) => v.push(Violation::new(
+            "spec.job",
+            "is set, but this FlinkDeployment was deployed as a session cluster; a session cluster cannot become an application",
+            "deploy the job as a new FlinkDeployment, or as a FlinkSessionJob on this session cluster",
+        )),
+        (Some(_), None) => v.push(Violation::new(
+            "spec.job",
+            "is removed, but this FlinkDeployment was deployed as an application; it cannot become a session cluster",
+            "keep spec.job, or delete this FlinkDeployment and create a session cluster",
+        )),
+        _ => {}
+    }
+    let mode = |m: &Option<String>| m.clone().unwrap_or_else(|| "native".into());
+    let (was, now) = (mode(&last.mode), mode(&spec.mode));
+    if was != now {
+        v.push(Violation::new(
+            "spec.mode",
+            format!("cannot change from {was} (deployed) to {now}"),
+            format!("keep spec.mode {was}, or delete and recreate the FlinkDeployment"),
+        ));
+    }
+    let (Some(last_job), Some(job)) = (&last.job, &spec.job) else {
+        return;
+    };
+    if job.savepoint_redeploy_nonce.is_some()
+        && job.savepoint_redeploy_nonce != last_job.savepoint_redeploy_nonce
+        && job
+            .initial_savepoint_path
+            .as_deref()
+            .is_none_or(|p| p.trim().is_empty())
+    {
+        v.push(Violation::new(
+            "spec.job.initialSavepointPath",
+            "is empty, but a new spec.job.savepointRedeployNonce redeploys from it",
+            "set spec.job.initialSavepointPath to the savepoint to redeploy from",
+        ));
+    }
+    let suspended_last_state = last_job.state.as_deref() == Some("suspended")
+        && last_job.upgrade_mode.as_deref() == Some("last-state");
+    let stateful = job.upgrade_mode.as_deref().unwrap_or("stateless") != "stateless";
+    if suspended_last_state && stateful && last.flink_version != spec.flink_version {
+        v.push(Violation::new(
+            "spec.flinkVersion",
+            format!(
+                "cannot change from {} to {} while the job is suspended with last-state",
+                show(&last.flink_version),
+                show(&spec.flink_version)
+            ),
+            "resume the job with the current flinkVersion, then upgrade the version",
         ));
     }
 }
@@ -312,7 +391,7 @@ fn forbidden_keys(cfg: Option<&FlinkConfiguration>, ctx: &Context, v: &mut Vec<V
     }
 }
 
-fn job_fields(job: &JobSpec, ctx: &Context, v: &mut Vec<Violation>) {
+fn job_fields(job: &JobSpec, v: &mut Vec<Violation>) {
     if let Some(mode) = &job.upgrade_mode
         && !["stateless", "savepoint", "last-state"].contains(&mode.as_str())
     {
@@ -331,24 +410,61 @@ fn job_fields(job: &JobSpec, ctx: &Context, v: &mut Vec<Violation>) {
             "use running or suspended",
         ));
     }
+}
+
+/// The policy's ceiling, for every job.
+fn parallelism_at_most(p: i32, ctx: &Context, v: &mut Vec<Violation>) {
+    if let Some(max) = ctx.rules.limits.max_parallelism
+        && p > max
+    {
+        v.push(Violation::new(
+            "spec.job.parallelism",
+            format!(
+                "{p} is above the maximum {max} allowed in namespace {}",
+                ctx.namespace
+            ),
+            format!("set spec.job.parallelism to at most {max}"),
+        ));
+    }
+}
+
+/// An application job's parallelism. With `taskManager.replicas` set, the
+/// operator ignores it (replicas × slots decide), so only the ceiling
+/// applies; without replicas it must be given and at least the minimum.
+fn deployment_parallelism(
+    job: &JobSpec,
+    tm_replicas: Option<i32>,
+    ctx: &Context,
+    v: &mut Vec<Violation>,
+) {
+    let min = ctx.rules.limits.min_parallelism;
+    match (job.parallelism, tm_replicas) {
+        (Some(p), Some(_)) => parallelism_at_most(p, ctx, v),
+        (Some(p), None) => {
+            // min_parallelism is at least 1, which covers the operator's own rule.
+            if p < min {
+                v.push(parallelism_below(p, min));
+            }
+            parallelism_at_most(p, ctx, v);
+        }
+        (None, Some(_)) => {}
+        (None, None) => v.push(Violation::new(
+            "spec.job.parallelism",
+            "is missing, and spec.taskManager.replicas is not set either, so nothing sizes the job",
+            "set spec.job.parallelism (or spec.taskManager.replicas)",
+        )),
+    }
+}
+
+/// A session job's parallelism, when given. (Without it the operator
+/// checks against the session cluster, which needs cluster state.)
+fn session_job_parallelism(job: &JobSpec, ctx: &Context, v: &mut Vec<Violation>) {
     if let Some(p) = job.parallelism {
-        let l = &ctx.rules.limits;
-        // min_parallelism is at least 1, which covers the operator's own rule.
-        if p < l.min_parallelism {
-            v.push(parallelism_below(p, l.min_parallelism));
+        let min = ctx.rules.limits.min_parallelism;
+        if p < min {
+            v.push(parallelism_below(p, min));
         }
-        if let Some(max) = l.max_parallelism
-            && p > max
-        {
-            v.push(Violation::new(
-                "spec.job.parallelism",
-                format!(
-                    "{p} is above the maximum {max} allowed in namespace {}",
-                    ctx.namespace
-                ),
-                format!("set spec.job.parallelism to at most {max}"),
-            ));
-        }
+        parallelism_at_most(p, ctx, v);
     }
 }
 
@@ -368,14 +484,20 @@ fn missing_checkpoint_dir(why: &str) -> Violation {
     )
 }
 
+/// A directory key with a value that is not only blanks, as the operator
+/// reads one.
+fn directory_set(cfg: Option<&FlinkConfiguration>, keys: &[&str]) -> bool {
+    config::first(cfg, keys).is_some_and(|(_, dir)| !dir.trim().is_empty())
+}
+
 fn state_directories(job: &JobSpec, cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
     let mode = job.upgrade_mode.as_deref().unwrap_or("stateless");
-    if mode != "stateless" && config::first(cfg, CHECKPOINT_DIR_KEYS).is_none() {
+    if mode != "stateless" && !directory_set(cfg, CHECKPOINT_DIR_KEYS) {
         v.push(missing_checkpoint_dir(&format!(
             "spec.job.upgradeMode {mode} restores from checkpoints"
         )));
     }
-    if config::first(cfg, SAVEPOINT_DIR_KEYS).is_some() {
+    if directory_set(cfg, SAVEPOINT_DIR_KEYS) {
         return;
     }
     let mut needs = Vec::new();
@@ -387,6 +509,10 @@ fn state_directories(job: &JobSpec, cfg: Option<&FlinkConfiguration>, v: &mut Ve
     }
     if config::get(cfg, PERIODIC_SAVEPOINT_INTERVAL_KEY).is_some() {
         needs.push(PERIODIC_SAVEPOINT_INTERVAL_KEY);
+    }
+    // Past that age a last-state upgrade takes a savepoint instead.
+    if config::get(cfg, LAST_STATE_MAX_CHECKPOINT_AGE_KEY).is_some() {
+        needs.push(LAST_STATE_MAX_CHECKPOINT_AGE_KEY);
     }
     if !needs.is_empty() {
         v.push(Violation::new(
@@ -461,6 +587,9 @@ fn component_resources(
                 )),
             }
         }
+        if let Some(storage) = &r.ephemeral_storage {
+            ephemeral_storage(&format!("{base}.resource.ephemeralStorage"), storage, v);
+        }
         if let Some(cpu) = r.cpu {
             cpu_given = true;
             check_amount(
@@ -482,15 +611,11 @@ fn component_resources(
                 if key == "cpu" {
                     cpu_given = true;
                 }
+                let path = format!("{base}.resources.{kind}.{key}");
                 if key == "cpu" || key == "memory" {
-                    check_amount(
-                        &format!("{base}.resources.{kind}.{key}"),
-                        key,
-                        q,
-                        limits,
-                        component,
-                        v,
-                    );
+                    check_amount(&path, key, q, limits, component, v);
+                } else {
+                    other_quantity(&path, q, v);
                 }
             }
         }
@@ -544,6 +669,40 @@ fn requests_within_limits(base: &str, rr: &ResourceRequirements, v: &mut Vec<Vio
     }
 }
 
+fn ephemeral_storage(path: &str, raw: &str, v: &mut Vec<Violation>) {
+    match parse_quantity(raw) {
+        Ok(bytes) if bytes < 0.0 => v.push(Violation::new(
+            path,
+            format!("'{raw}' is negative"),
+            "set a positive size such as 10Gi",
+        )),
+        Ok(_) => {}
+        Err(e) => v.push(Violation::new(
+            path,
+            e.to_string(),
+            "write the size like 10Gi or 500M",
+        )),
+    }
+}
+
+/// Any other resource (ephemeral-storage, extended resources): a quantity
+/// Kubernetes reads, and not negative.
+fn other_quantity(path: &str, value: &Value, v: &mut Vec<Violation>) {
+    match parse_quantity_value(value) {
+        Ok(x) if x < 0.0 => v.push(Violation::new(
+            path,
+            format!("{} is negative", show(value)),
+            "set a quantity of zero or more",
+        )),
+        Ok(_) => {}
+        Err(e) => v.push(Violation::new(
+            path,
+            e.to_string(),
+            "write a Kubernetes quantity such as 10Gi or 1",
+        )),
+    }
+}
+
 /// A cpu or memory amount: parseable, positive, within the component's maximum.
 fn check_amount(
     path: &str,
@@ -553,7 +712,15 @@ fn check_amount(
     component: impl std::fmt::Display,
     v: &mut Vec<Violation>,
 ) {
-    let amount = match parse_quantity_value(value) {
+    // Memory is read as the operator reads it: Flink's sizes first, then
+    // Kubernetes notation in any case ("2gi").
+    let parsed = match (key, value) {
+        ("memory", Value::String(text)) => parse_flink_memory(text)
+            .map(|b| b as f64)
+            .or_else(|_| parse_quantity_value(value)),
+        _ => parse_quantity_value(value),
+    };
+    let amount = match parsed {
         Ok(a) => a,
         Err(e) => {
             v.push(Violation::new(
@@ -650,29 +817,37 @@ fn ingress_template(template: Option<&str>, ctx: &Context, v: &mut Vec<Violation
     }
 }
 
-fn jar_uri(uri: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
+fn jar_uri(raw: &str, ctx: &Context, v: &mut Vec<Violation>) {
     let path = "spec.job.jarURI";
     let schemes = &ctx.rules.limits.jar_uri_schemes;
-    let Some(raw) = uri.filter(|u| !u.trim().is_empty()) else {
+    let invalid = |why: String| {
+        Violation::new(
+            path,
+            format!("'{raw}' is not a valid URI: {why}"),
+            "use an absolute URI such as https://repo.example.com/job.jar, with spaces written %20",
+        )
+    };
+    if raw.trim().is_empty() {
         v.push(Violation::new(
             path,
-            "is missing",
-            "set spec.job.jarURI to the job jar's URL, e.g. https://repo.example.com/job.jar",
+            "is empty",
+            "set spec.job.jarURI to the job jar's URL, or remove it to run a class of the session cluster",
         ));
         return;
-    };
+    }
+    // Flink reads the URI with java.net.URI; what that refuses, Flink would.
+    if let Some(why) = java_uri_problem(raw) {
+        v.push(invalid(why));
+        return;
+    }
     let url = match url::Url::parse(raw) {
         Ok(u) => u,
         Err(e) => {
-            v.push(Violation::new(
-                path,
-                format!("'{raw}' is not a valid URI: {e}"),
-                "use an absolute URI such as https://repo.example.com/job.jar",
-            ));
+            v.push(invalid(e.to_string()));
             return;
         }
     };
-    if !schemes.iter().any(|s| s == url.scheme()) {
+    if !schemes.iter().any(|s| s.eq_ignore_ascii_case(url.scheme())) {
         v.push(Violation::new(
             path,
             format!(
@@ -682,6 +857,14 @@ fn jar_uri(uri: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
             ),
             format!("serve the jar over {}", schemes.join(" or ")),
         ));
+    }
+    if matches!(url.scheme(), "http" | "https") && java_uri_host(raw).is_none() {
+        v.push(Violation::new(
+            path,
+            format!("'{raw}' has no host"),
+            "write the server's name after the scheme, e.g. https://repo.example.com/job.jar",
+        ));
+        return;
     }
     if let Some(host) = url.host()
         && let Some(reason) = internal_host_reason(&host)

@@ -136,7 +136,7 @@ async fn apply(
         .map(str::to_owned);
 
     let spec_json = serde_json::to_value(&d.spec).unwrap_or(Value::Null);
-    let last_spec = status::last_reconciled_spec(st.get("reconciliationStatus"));
+    let last_spec = crate::flink::reconciled::last_reconciled_spec(st.get("reconciliationStatus"));
     let suspended = lifecycle.as_deref() == Some("SUSPENDED");
     let upgrade = app
         && want_running

@@ -148,7 +148,8 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
         None => None,
     };
     let spec_json = serde_json::to_value(&obj.spec).unwrap_or(Value::Null);
-    let last_spec = status::last_reconciled_spec(job.status.get("reconciliationStatus"));
+    let last_spec =
+        crate::flink::reconciled::last_reconciled_spec(job.status.get("reconciliationStatus"));
     let changed = last_spec
         .as_ref()
         .is_some_and(|l| status::upgrade_relevant(l) != status::upgrade_relevant(&spec_json));

@@ -79,13 +79,6 @@ pub fn reconciliation_status(
     s
 }
 
-/// The spec recorded in `reconciliationStatus.lastReconciledSpec`, if any.
-pub fn last_reconciled_spec(reconciliation: Option<&Value>) -> Option<Value> {
-    let text = reconciliation?.get("lastReconciledSpec")?.as_str()?;
-    let v: Value = serde_json::from_str(text).ok()?;
-    v.get("spec").cloned()
-}
-
 /// The job fields whose change needs a new submission (an upgrade): all of
 /// `spec.job` except the state and the nonces handled on their own, plus
 /// the spec's own `flinkConfiguration` and `restartNonce` (a restart is an
@@ -138,6 +131,7 @@ fn strip(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flink::reconciled::last_reconciled_spec;
 
     #[test]
     fn timestamp_only_patches_are_noops() {

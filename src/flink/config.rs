@@ -20,6 +20,8 @@ pub const SAVEPOINT_DIR_KEYS: &[&str] = &[
 ];
 pub const CHECKPOINT_INTERVAL_KEYS: &[&str] = &["execution.checkpointing.interval"];
 pub const PERIODIC_SAVEPOINT_INTERVAL_KEY: &str = "kubernetes.operator.periodic.savepoint.interval";
+pub const LAST_STATE_MAX_CHECKPOINT_AGE_KEY: &str =
+    "kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age";
 pub const HA_KEYS: &[&str] = &["high-availability.type", "high-availability"];
 
 pub const JM_MEMORY_KEYS: &[&str] = &[
@@ -84,6 +86,72 @@ fn scalar_to_string(v: &Value) -> Option<String> {
     }
 }
 
+/// A boolean as Flink reads one: `true` or `false` in any case.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if t.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A double as Java's `Double.parseDouble` reads one (surrounding blanks and
+/// a `d`/`f` suffix allowed).
+pub fn parse_double(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let t = t.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(t);
+    match t {
+        "NaN" => Some(f64::NAN),
+        "Infinity" | "+Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        // Rust also takes "inf" and "nan" in any case; Java does not.
+        _ if t
+            .chars()
+            .any(|c| c.is_ascii_alphabetic() && !matches!(c, 'e' | 'E')) =>
+        {
+            None
+        }
+        _ => t.parse().ok(),
+    }
+}
+
+/// A duration as Flink's `TimeUtils.parseDuration` reads one: a whole
+/// number, then an optional unit (milliseconds when none), e.g. `60 s`,
+/// `5min`, `1 h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    if number.is_empty() {
+        return Err(format!("'{text}' does not start with a number"));
+    }
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{number}' is too large"))?;
+    let unit = unit.trim().to_lowercase();
+    let nanos_per: u64 = match unit.as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1_000_000,
+        "d" | "day" | "days" => 86_400 * 1_000_000_000,
+        "h" | "hour" | "hours" => 3_600 * 1_000_000_000,
+        "m" | "min" | "minute" | "minutes" => 60 * 1_000_000_000,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000_000_000,
+        "µs" | "micro" | "micros" | "microsecond" | "microseconds" => 1_000,
+        "ns" | "nano" | "nanos" | "nanosecond" | "nanoseconds" => 1,
+        other => {
+            return Err(format!(
+                "unit '{other}' is not one of d, h, min, s, ms, µs, ns"
+            ));
+        }
+    };
+    n.checked_mul(nanos_per)
+        .map(Duration::from_nanos)
+        .ok_or_else(|| format!("'{text}' is too long a duration"))
+}
+
 /// True when high availability is switched on (any type but NONE).
 pub fn high_availability_enabled(config: Option<&FlinkConfiguration>) -> bool {
     first(config, HA_KEYS)
@@ -117,6 +185,36 @@ mod tests {
                 Some("2")
             );
             assert_eq!(get(Some(c), "state.savepoints.dir"), None);
+        }
+    }
+
+    #[test]
+    fn values_read_as_flink_reads_them() {
+        use std::time::Duration;
+        assert_eq!(parse_bool(" TRUE "), Some(true));
+        assert_eq!(parse_bool("False"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+        assert_eq!(parse_double("0.7"), Some(0.7));
+        assert_eq!(parse_double(" 1e-1 "), Some(0.1));
+        assert_eq!(parse_double("2d"), Some(2.0));
+        assert_eq!(parse_double("inf"), None);
+        assert_eq!(parse_double("seventy"), None);
+        // The cases checked against Flink 1.20's TimeUtils.parseDuration.
+        assert_eq!(parse_duration("60 s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("15 MIN"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2 hours"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("1 d"), Ok(Duration::from_secs(86_400)));
+        for bad in [
+            "PT1M",
+            "1.5s",
+            "-1s",
+            "",
+            "5 fortnights",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 

@@ -5,5 +5,6 @@ pub mod config;
 pub mod crd;
 pub mod crd_gen;
 pub mod pod;
+pub mod reconciled;
 pub mod schema;
 pub mod version;

@@ -3,9 +3,10 @@
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 
-/// Flink versions the operator's CRD enumerates.
+/// Flink versions the operator's CRD enumerates (its `FlinkVersion` enum).
 pub const FLINK_VERSIONS: &[&str] = &[
     "v1_13", "v1_14", "v1_15", "v1_16", "v1_17", "v1_18", "v1_19", "v1_20", "v2_0", "v2_1", "v2_2",
+    "v2_3", "v2_4",
 ];
 
 pub fn flink_version(_: &mut SchemaGenerator) -> Schema {
