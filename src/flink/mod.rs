@@ -4,6 +4,7 @@
 pub mod config;
 pub mod crd;
 pub mod crd_gen;
+pub mod memory;
 pub mod pod;
 pub mod reconciled;
 pub mod schema;
