@@ -568,3 +568,55 @@ fn target_session_label_follows_the_deployment_name() {
         "other-session"
     );
 }
+
+#[test]
+fn memory_from_flink_keys() {
+    let no_pod_memory = with(
+        with(
+            application(),
+            "/spec/jobManager/resource/memory",
+            Value::Null,
+        ),
+        "/spec/taskManager/resource/memory",
+        Value::Null,
+    );
+    refuses(&no_pod_memory, "spec.jobManager.resource.memory");
+    // Flink derives complete models from finer keys alone.
+    admits(&config(
+        no_pod_memory.clone(),
+        &[
+            ("jobmanager.memory.heap.size", "1g"),
+            ("taskmanager.memory.task.heap.size", "1g"),
+            ("taskmanager.memory.managed.size", "512m"),
+        ],
+    ));
+    admits(&config(
+        no_pod_memory.clone(),
+        &[
+            ("jobmanager.memory.flink.size", "1g"),
+            ("taskmanager.memory.process.size", "1728m"),
+        ],
+    ));
+    // Only the task heap is not enough for a TaskManager.
+    refuses(
+        &config(
+            no_pod_memory.clone(),
+            &[
+                ("jobmanager.memory.heap.size", "1g"),
+                ("taskmanager.memory.task.heap.size", "1g"),
+            ],
+        ),
+        "spec.taskManager.resource.memory",
+    );
+    // Sized, but smaller than its fixed parts: Flink refuses to start.
+    refuses(
+        &config(
+            no_pod_memory,
+            &[
+                ("jobmanager.memory.heap.size", "1g"),
+                ("taskmanager.memory.process.size", "64m"),
+            ],
+        ),
+        "spec.flinkConfiguration",
+    );
+}

@@ -329,10 +329,67 @@ fn memory_must_parse() {
         "/spec/flinkConfiguration/taskmanager.memory.process.size",
         json!("much"),
     );
+    // The pod memory replaces the process size, so Flink never reads it...
+    assert_eq!(check(&d).verdict, "allowed");
+    // ...but without one, Flink must.
+    remove(&mut d, "/spec/taskManager/resource/memory");
+    assert_denied(&check(&d), "spec.flinkConfiguration", "much");
+}
+
+#[test]
+fn memory_from_fine_grained_flink_keys_gets_no_default() {
+    // Flink derives complete memory models from these; the policy's default
+    // resource.memory must not be added (a 2048m JobManager total would be
+    // smaller than a 4g heap, and Flink would refuse to start).
+    let mut d = valid_deployment();
+    remove(&mut d, "/spec/jobManager/resource/memory");
+    remove(&mut d, "/spec/taskManager/resource/memory");
+    set(
+        &mut d,
+        "/spec/flinkConfiguration/jobmanager.memory.heap.size",
+        json!("4g"),
+    );
+    set(
+        &mut d,
+        "/spec/flinkConfiguration/taskmanager.memory.task.heap.size",
+        json!("4g"),
+    );
+    set(
+        &mut d,
+        "/spec/flinkConfiguration/taskmanager.memory.managed.size",
+        json!("1g"),
+    );
+    let r = check(&d);
+    assert_eq!(r.verdict, "allowed", "{r:#?}");
+    let patch = serde_json::to_string(&r.patch).unwrap();
+    assert!(!patch.contains("memory"), "no memory default: {patch}");
+    // Only a process size too small for its fixed parts is refused.
+    set(
+        &mut d,
+        "/spec/flinkConfiguration/taskmanager.memory.process.size",
+        json!("64m"),
+    );
+    remove(
+        &mut d,
+        "/spec/flinkConfiguration/taskmanager.memory.task.heap.size",
+    );
+    remove(
+        &mut d,
+        "/spec/flinkConfiguration/taskmanager.memory.managed.size",
+    );
+    assert_denied(&check(&d), "spec.flinkConfiguration", "64m");
+    // A pod memory too small for the configured parts is refused where it is written.
+    let mut d = valid_deployment();
+    set(&mut d, "/spec/taskManager/resource/memory", json!("512m"));
+    set(
+        &mut d,
+        "/spec/flinkConfiguration/taskmanager.memory.task.heap.size",
+        json!("1g"),
+    );
     assert_denied(
         &check(&d),
-        "spec.flinkConfiguration[taskmanager.memory.process.size]",
-        "much",
+        "spec.taskManager.resource.memory",
+        "taskmanager.memory.process.size",
     );
 }
 

@@ -1,6 +1,7 @@
 //! The admission webhook: AdmissionReview in, verdict and JSON Patch out.
 
 mod checks;
+mod component_memory;
 pub mod decide;
 mod diff;
 pub mod mutate;

@@ -6,7 +6,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::flink::config::{self, JM_MEMORY_KEYS, TM_MEMORY_KEYS};
+use crate::admission::component_memory;
+use crate::flink::config;
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec, Resource, ResourceRequirements};
 use crate::flink::pod::{Component, MAIN_CONTAINER};
 use crate::policy::{PodComponentRules, ResourceDefaults, Rules};
@@ -38,6 +39,14 @@ pub fn flink_deployment(obj: &mut Value, spec: &FlinkDeploymentSpec, rules: &Rul
     if let Some(job) = spec_obj.get_mut("job").and_then(Value::as_object_mut) {
         job_defaults(job, rules);
     }
+    // The configuration as it will be, the policy's additions included:
+    // where it sizes a process by itself (even with only finer keys such as
+    // jobmanager.memory.heap.size), a default pod memory would override
+    // that, and possibly with a total smaller than its parts.
+    let mut flat = config::flatten(cfg);
+    for (k, v) in &d.flink_configuration {
+        flat.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     let jm = spec.job_manager.as_ref();
     let tm = spec.task_manager.as_ref();
     component_resource(
@@ -45,7 +54,7 @@ pub fn flink_deployment(obj: &mut Value, spec: &FlinkDeploymentSpec, rules: &Rul
         "jobManager",
         jm.and_then(|j| j.resource.as_ref()),
         jm.and_then(|j| j.resources.as_ref()),
-        config::first(cfg, JM_MEMORY_KEYS).is_some(),
+        component_memory::sized_by_configuration(Component::JobManager, &flat),
         d.job_manager.as_ref(),
     );
     component_resource(
@@ -53,7 +62,7 @@ pub fn flink_deployment(obj: &mut Value, spec: &FlinkDeploymentSpec, rules: &Rul
         "taskManager",
         tm.and_then(|t| t.resource.as_ref()),
         tm.and_then(|t| t.resources.as_ref()),
-        config::first(cfg, TM_MEMORY_KEYS).is_some(),
+        component_memory::sized_by_configuration(Component::TaskManager, &flat),
         d.task_manager.as_ref(),
     );
 }

@@ -2,18 +2,19 @@
 //! the policy's limits. Every rule adds to one list, so a denial names every
 //! problem at once.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::Value;
 
 use crate::admission::checks::{
     cluster_name, image_allowed, internal_host_reason, java_uri_host, java_uri_problem,
 };
-use crate::admission::operator_options;
 use crate::admission::violation::{Violation, show};
+use crate::admission::{component_memory, operator_options};
 use crate::flink::config::{
-    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, JM_MEMORY_KEYS,
-    LAST_STATE_MAX_CHECKPOINT_AGE_KEY, OPERATOR_OWNED_KEYS, PERIODIC_SAVEPOINT_INTERVAL_KEY,
-    SAVEPOINT_DIR_KEYS, TM_MEMORY_KEYS,
+    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, LAST_STATE_MAX_CHECKPOINT_AGE_KEY,
+    OPERATOR_OWNED_KEYS, PERIODIC_SAVEPOINT_INTERVAL_KEY, SAVEPOINT_DIR_KEYS,
 };
 use crate::flink::crd::{
     FlinkConfiguration, FlinkDeploymentSpec, FlinkSessionJobSpec, JobSpec, Resource,
@@ -60,22 +61,23 @@ pub fn flink_deployment(
     replicas(spec, cfg, &mut v);
     let jm = spec.job_manager.as_ref();
     let tm = spec.task_manager.as_ref();
+    let flat = config::flatten(cfg);
     component_resources(
         "spec.jobManager",
+        Component::JobManager,
         jm.and_then(|j| j.resource.as_ref()),
         jm.and_then(|j| j.resources.as_ref()),
-        cfg,
-        JM_MEMORY_KEYS,
+        &flat,
         &ctx.rules.limits.job_manager,
         ctx.rules.limits.require_resources,
         &mut v,
     );
     component_resources(
         "spec.taskManager",
+        Component::TaskManager,
         tm.and_then(|t| t.resource.as_ref()),
         tm.and_then(|t| t.resources.as_ref()),
-        cfg,
-        TM_MEMORY_KEYS,
+        &flat,
         &ctx.rules.limits.task_manager,
         ctx.rules.limits.require_resources,
         &mut v,
@@ -553,19 +555,15 @@ fn replicas(spec: &FlinkDeploymentSpec, cfg: Option<&FlinkConfiguration>, v: &mu
 #[allow(clippy::too_many_arguments)]
 fn component_resources(
     base: &str,
+    component: Component,
     resource: Option<&Resource>,
     resources: Option<&ResourceRequirements>,
-    cfg: Option<&FlinkConfiguration>,
-    memory_keys: &[&str],
+    flat: &BTreeMap<String, String>,
     limits: &ComponentLimits,
     require: bool,
     v: &mut Vec<Violation>,
 ) {
-    let component = if base.ends_with("jobManager") {
-        "JobManager"
-    } else {
-        "TaskManager"
-    };
+    let title = component.title();
     let mut memory_given = false;
     let mut cpu_given = false;
     if let Some(r) = resource {
@@ -577,7 +575,7 @@ fn component_resources(
                     mem,
                     bytes as f64,
                     limits,
-                    component,
+                    title,
                     v,
                 ),
                 Err(e) => v.push(Violation::new(
@@ -597,7 +595,7 @@ fn component_resources(
                 "cpu",
                 &Value::from(cpu),
                 limits,
-                component,
+                title,
                 v,
             );
         }
@@ -613,7 +611,7 @@ fn component_resources(
                 }
                 let path = format!("{base}.resources.{kind}.{key}");
                 if key == "cpu" || key == "memory" {
-                    check_amount(&path, key, q, limits, component, v);
+                    check_amount(&path, key, q, limits, title, v);
                 } else {
                     other_quantity(&path, q, v);
                 }
@@ -621,27 +619,28 @@ fn component_resources(
         }
         requests_within_limits(base, rr, v);
     }
-    if let Some((key, value)) = config::first(cfg, memory_keys) {
-        memory_given = true;
-        if let Err(e) = parse_flink_memory(&value) {
-            v.push(Violation::new(
-                format!("spec.flinkConfiguration[{key}]"),
-                e.to_string(),
-                "write memory like 2048m or 2g",
-            ));
-        }
-    }
-    if !memory_given {
-        v.push(Violation::new(
-            format!("{base}.resource.memory"),
-            format!("no {component} memory is given"),
-            format!("set {base}.resource.memory (e.g. 2048m), {base}.resources.limits.memory, or {} in spec.flinkConfiguration", memory_keys[0]),
-        ));
+    let pod = component_memory::pod_memory(base, resource, resources);
+    let total =
+        component_memory::check(base, component, flat.clone(), pod.as_ref(), memory_given, v);
+    // A pod memory is held to the maximum where it is written; a process
+    // sized by the configuration alone, here.
+    if let (None, Some(total)) = (&pod, total) {
+        check_bytes(
+            "spec.flinkConfiguration",
+            &format!(
+                "the derived process size {}",
+                crate::flink::memory::size(total)
+            ),
+            total as f64,
+            limits,
+            title,
+            v,
+        );
     }
     if require && !cpu_given {
         v.push(Violation::new(
             format!("{base}.resource.cpu"),
-            format!("no {component} cpu is given, and resources are required"),
+            format!("no {title} cpu is given, and resources are required"),
             format!("set {base}.resource.cpu (e.g. 1) or {base}.resources.limits.cpu"),
         ));
     }

@@ -1,6 +1,8 @@
 //! Flink configuration keys flinkgate reads, and lookups that accept both
 //! the flat (`a.b.c: v`) and the nested YAML form of `flinkConfiguration`.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::crd::FlinkConfiguration;
@@ -23,15 +25,6 @@ pub const PERIODIC_SAVEPOINT_INTERVAL_KEY: &str = "kubernetes.operator.periodic.
 pub const LAST_STATE_MAX_CHECKPOINT_AGE_KEY: &str =
     "kubernetes.operator.job.upgrade.last-state.max.allowed.checkpoint.age";
 pub const HA_KEYS: &[&str] = &["high-availability.type", "high-availability"];
-
-pub const JM_MEMORY_KEYS: &[&str] = &[
-    "jobmanager.memory.process.size",
-    "jobmanager.memory.flink.size",
-];
-pub const TM_MEMORY_KEYS: &[&str] = &[
-    "taskmanager.memory.process.size",
-    "taskmanager.memory.flink.size",
-];
 
 /// Looks a key up in either form and renders scalars as Flink would read them.
 pub fn get(config: Option<&FlinkConfiguration>, key: &str) -> Option<String> {
@@ -57,6 +50,41 @@ pub fn first<'k>(
 
 pub fn contains(config: Option<&FlinkConfiguration>, key: &str) -> bool {
     get(config, key).is_some()
+}
+
+/// The configuration as Flink sees it: one flat `key -> value` map, nested
+/// YAML joined with dots (a flat key wins over the same key nested).
+pub fn flatten(config: Option<&FlinkConfiguration>) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, map: &FlinkConfiguration, out: &mut BTreeMap<String, String>) {
+        for (k, v) in map {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Object(inner) => walk(&key, inner, out),
+                other => {
+                    if let Some(text) = scalar_to_string(other) {
+                        out.entry(key).or_insert(text);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Some(config) = config {
+        // Flat keys first, so they win over nested duplicates.
+        for (k, v) in config {
+            if !v.is_object()
+                && let Some(text) = scalar_to_string(v)
+            {
+                out.insert(k.clone(), text);
+            }
+        }
+        walk("", config, &mut out);
+    }
+    out
 }
 
 fn lookup_nested(map: &FlinkConfiguration, key: &str) -> Option<String> {
@@ -186,6 +214,27 @@ mod tests {
             );
             assert_eq!(get(Some(c), "state.savepoints.dir"), None);
         }
+    }
+
+    #[test]
+    fn flattens_nested_form() {
+        let c = cfg(
+            json!({"taskmanager": {"memory": {"process.size": "2g"}, "numberOfTaskSlots": 2},
+                           "taskmanager.numberOfTaskSlots": "4", "empty": null}),
+        );
+        let flat = flatten(Some(&c));
+        assert_eq!(
+            flat.get("taskmanager.memory.process.size")
+                .map(String::as_str),
+            Some("2g")
+        );
+        assert_eq!(
+            flat.get("taskmanager.numberOfTaskSlots")
+                .map(String::as_str),
+            Some("4")
+        );
+        assert!(!flat.contains_key("empty"));
+        assert!(flatten(None).is_empty());
     }
 
     #[test]

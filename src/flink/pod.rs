@@ -34,6 +34,14 @@ impl Component {
             Self::TaskManager => "taskmanager",
         }
     }
+
+    /// The name people write in prose: `JobManager`, `TaskManager`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::JobManager => "JobManager",
+            Self::TaskManager => "TaskManager",
+        }
+    }
 }
 
 impl fmt::Display for Component {

@@ -1,0 +1,219 @@
+//! Whether a JobManager or TaskManager gets a memory model Flink can start
+//! with. The operator writes the pod's memory (`resource.memory`, or
+//! `resources` requests-or-limits) into Flink's total process size; Flink
+//! then divides it, together with any finer keys in `flinkConfiguration`.
+//! Without a pod memory, the configuration alone must size the process
+//! (for example `jobmanager.memory.heap.size`, or task heap plus managed
+//! memory).
+
+use std::collections::BTreeMap;
+
+use crate::admission::violation::Violation;
+use crate::flink::crd::{Resource, ResourceRequirements};
+use crate::flink::memory::{self, MemoryModelError};
+use crate::flink::pod::Component;
+use crate::quantity::parse_flink_memory;
+
+/// The key the operator writes a component's pod memory to.
+pub fn process_size_key(component: Component) -> &'static str {
+    match component {
+        Component::JobManager => "jobmanager.memory.process.size",
+        Component::TaskManager => "taskmanager.memory.process.size",
+    }
+}
+
+/// Flink's derivation for `component`, keeping only the total process size.
+fn derive(component: Component, flat: &BTreeMap<String, String>) -> Result<u64, MemoryModelError> {
+    match component {
+        Component::JobManager => memory::job_manager(flat).map(|m| m.total_process),
+        Component::TaskManager => memory::task_manager(flat).map(|m| m.total_process),
+    }
+}
+
+/// True when the configuration sizes the process by itself, rightly or
+/// wrongly; mutation then adds no memory of its own.
+pub fn sized_by_configuration(component: Component, flat: &BTreeMap<String, String>) -> bool {
+    !derive(component, flat).is_err_and(|e| e.is_not_configured())
+}
+
+/// The pod memory the operator would deploy with, and the field it came
+/// from: `resources` (request, else limit) when it has any entry, else
+/// `resource.memory`. `None` when absent or unreadable (reported elsewhere).
+pub fn pod_memory(
+    base: &str,
+    resource: Option<&Resource>,
+    resources: Option<&ResourceRequirements>,
+) -> Option<(String, u64)> {
+    let has_requirements = resources.is_some_and(|r| {
+        r.requests.as_ref().is_some_and(|m| !m.is_empty())
+            || r.limits.as_ref().is_some_and(|m| !m.is_empty())
+    });
+    if has_requirements {
+        let r = resources?;
+        for (kind, map) in [("requests", &r.requests), ("limits", &r.limits)] {
+            if let Some(q) = map.as_ref().and_then(|m| m.get("memory")) {
+                let text = match q {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let bytes = parse_flink_memory(&text).ok()?;
+                return Some((format!("{base}.resources.{kind}.memory"), bytes));
+            }
+        }
+        return None;
+    }
+    let text = resource?.memory.as_ref()?;
+    let bytes = parse_flink_memory(text).ok()?;
+    Some((format!("{base}.resource.memory"), bytes))
+}
+
+/// The memory rule for one component. `pod` is [`pod_memory`];
+/// `memory_written` says whether the user wrote a pod memory at all (an
+/// unreadable one is reported by its own rule). Returns the total process
+/// size Flink derives, for the policy's maximum.
+pub fn check(
+    base: &str,
+    component: Component,
+    mut flat: BTreeMap<String, String>,
+    pod: Option<&(String, u64)>,
+    memory_written: bool,
+    v: &mut Vec<Violation>,
+) -> Option<u64> {
+    let key = process_size_key(component);
+    if let Some((_, bytes)) = pod {
+        flat.insert(key.to_string(), bytes.to_string());
+    }
+    match derive(component, &flat) {
+        Ok(total) => Some(total),
+        Err(e) if e.is_not_configured() => {
+            if !memory_written {
+                v.push(Violation::new(
+                    format!("{base}.resource.memory"),
+                    format!("no {} memory is given, and spec.flinkConfiguration does not size it either", component.title()),
+                    format!("set {base}.resource.memory (e.g. 2048m) or {base}.resources.limits.memory, or size it in spec.flinkConfiguration ({key}, or the finer keys Flink accepts)"),
+                ));
+            }
+            None
+        }
+        Err(e) => {
+            let (path, message) = match pod {
+                Some((path, bytes)) => (
+                    path.clone(),
+                    format!(
+                        "{} becomes {key}, which Flink cannot divide: {e}",
+                        memory::size(*bytes)
+                    ),
+                ),
+                None => (
+                    "spec.flinkConfiguration".to_string(),
+                    format!("Flink cannot size the {} from it: {e}", component.title()),
+                ),
+            };
+            v.push(Violation::new(
+                path,
+                message,
+                "change the sizes named above so the parts fit in the total",
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn fine_grained_keys_size_a_process() {
+        let jm = flat(&[("jobmanager.memory.heap.size", "1g")]);
+        assert!(sized_by_configuration(Component::JobManager, &jm));
+        let mut v = Vec::new();
+        assert!(
+            check(
+                "spec.jobManager",
+                Component::JobManager,
+                jm,
+                None,
+                false,
+                &mut v
+            )
+            .is_some()
+        );
+        assert!(v.is_empty(), "{v:?}");
+        let tm = flat(&[
+            ("taskmanager.memory.task.heap.size", "1g"),
+            ("taskmanager.memory.managed.size", "512m"),
+        ]);
+        assert!(sized_by_configuration(Component::TaskManager, &tm));
+        assert!(!sized_by_configuration(Component::TaskManager, &flat(&[])));
+    }
+
+    #[test]
+    fn pod_memory_too_small_for_its_parts() {
+        let mut v = Vec::new();
+        let pod = ("spec.taskManager.resource.memory".to_string(), 64u64 << 20);
+        check(
+            "spec.taskManager",
+            Component::TaskManager,
+            flat(&[]),
+            Some(&pod),
+            true,
+            &mut v,
+        );
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].path, "spec.taskManager.resource.memory");
+        assert!(
+            v[0].message.contains("taskmanager.memory.process.size"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn configuration_that_cannot_work() {
+        let mut v = Vec::new();
+        let cfg = flat(&[("taskmanager.memory.process.size", "64m")]);
+        check(
+            "spec.taskManager",
+            Component::TaskManager,
+            cfg,
+            None,
+            false,
+            &mut v,
+        );
+        assert_eq!(v[0].path, "spec.flinkConfiguration");
+        let mut v = Vec::new();
+        check(
+            "spec.taskManager",
+            Component::TaskManager,
+            flat(&[]),
+            None,
+            false,
+            &mut v,
+        );
+        assert!(v[0].message.contains("no TaskManager memory"), "{v:?}");
+    }
+
+    #[test]
+    fn requirements_win_over_resource() {
+        let resource = Resource {
+            memory: Some("1g".into()),
+            ..Resource::default()
+        };
+        let reqs: ResourceRequirements =
+            serde_json::from_value(serde_json::json!({"limits": {"memory": "2Gi"}})).unwrap();
+        let (path, bytes) = pod_memory("spec.taskManager", Some(&resource), Some(&reqs)).unwrap();
+        assert_eq!(
+            (path.as_str(), bytes),
+            ("spec.taskManager.resources.limits.memory", 2 << 30)
+        );
+        let (path, _) = pod_memory("spec.taskManager", Some(&resource), None).unwrap();
+        assert_eq!(path, "spec.taskManager.resource.memory");
+    }
+}
