@@ -70,6 +70,14 @@ pub fn parse_quantity_value(v: &serde_json::Value) -> Result<f64, ParseError> {
     }
 }
 
+/// A quantity given as a string or a number (Kubernetes takes both), as text.
+pub fn quantity_text(q: &serde_json::Value) -> String {
+    match q {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A Flink memory size in bytes. Flink's units are binary (`1m` = 1 MiB); the
 /// operator also accepts Kubernetes notation (`2Gi`), tried second.
 pub fn parse_flink_memory(input: &str) -> Result<u64, ParseError> {

@@ -12,7 +12,7 @@ use crate::admission::violation::Violation;
 use crate::flink::crd::{Resource, ResourceRequirements};
 use crate::flink::memory::{self, MemoryModelError};
 use crate::flink::pod::Component;
-use crate::quantity::parse_flink_memory;
+use crate::quantity::{parse_flink_memory, quantity_text};
 
 /// The key the operator writes a component's pod memory to.
 pub fn process_size_key(component: Component) -> &'static str {
@@ -44,23 +44,10 @@ pub fn pod_memory(
     resource: Option<&Resource>,
     resources: Option<&ResourceRequirements>,
 ) -> Option<(String, u64)> {
-    let has_requirements = resources.is_some_and(|r| {
-        r.requests.as_ref().is_some_and(|m| !m.is_empty())
-            || r.limits.as_ref().is_some_and(|m| !m.is_empty())
-    });
-    if has_requirements {
-        let r = resources?;
-        for (kind, map) in [("requests", &r.requests), ("limits", &r.limits)] {
-            if let Some(q) = map.as_ref().and_then(|m| m.get("memory")) {
-                let text = match q {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let bytes = parse_flink_memory(&text).ok()?;
-                return Some((format!("{base}.resources.{kind}.memory"), bytes));
-            }
-        }
-        return None;
+    if let Some(r) = resources.filter(|r| !r.is_empty()) {
+        let (kind, q) = r.request_or_limit("memory")?;
+        let bytes = parse_flink_memory(&quantity_text(q)).ok()?;
+        return Some((format!("{base}.resources.{kind}.memory"), bytes));
     }
     let text = resource?.memory.as_ref()?;
     let bytes = parse_flink_memory(text).ok()?;

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::flink::crd::{FlinkConfiguration, FlinkDeployment, Resource};
-use crate::quantity::parse_flink_memory;
+use crate::flink::config;
+use crate::flink::crd::{FlinkDeployment, Resource, ResourceRequirements};
+use crate::quantity::{parse_flink_memory, parse_quantity, quantity_text};
 
 /// Ports of the JobManager, as Flink's own Kubernetes integration uses them.
 pub const REST_PORT: i32 = 8081;
@@ -18,43 +19,6 @@ pub const TM_RPC_PORT: i32 = 6122;
 
 /// Flat `key -> value` Flink configuration, sorted so renders are stable.
 pub type FlatConfig = BTreeMap<String, String>;
-
-/// Flattens `flinkConfiguration` (flat keys or nested YAML) to dotted keys.
-pub fn flatten(config: &FlinkConfiguration) -> FlatConfig {
-    let mut out = FlatConfig::new();
-    for (k, v) in config {
-        flatten_into(k, v, &mut out);
-    }
-    out
-}
-
-fn flatten_into(prefix: &str, v: &Value, out: &mut FlatConfig) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                flatten_into(&format!("{prefix}.{k}"), v, out);
-            }
-        }
-        Value::Null => {}
-        Value::String(s) => {
-            out.insert(prefix.to_owned(), s.clone());
-        }
-        Value::Array(items) => {
-            // Flink's list notation: `a;b;c`.
-            let parts: Vec<String> = items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            out.insert(prefix.to_owned(), parts.join(";"));
-        }
-        other => {
-            out.insert(prefix.to_owned(), other.to_string());
-        }
-    }
-}
 
 /// Whether the deployment runs in standalone mode (else native).
 pub fn is_standalone(d: &FlinkDeployment) -> bool {
@@ -101,7 +65,7 @@ pub fn effective(
 ) -> FlatConfig {
     let mut conf: FlatConfig = policy_defaults.clone();
     if let Some(user) = &d.spec.flink_configuration {
-        conf.extend(flatten(user));
+        conf.extend(config::flatten(Some(user)));
     }
     let name = d.metadata.name.clone().unwrap_or_default();
     let namespace = d.metadata.namespace.clone().unwrap_or_default();
@@ -134,12 +98,14 @@ pub fn effective(
     let tm = d.spec.task_manager.as_ref();
     derive_resource(
         jm.and_then(|j| j.resource.as_ref()),
+        jm.and_then(|j| j.resources.as_ref()),
         "jobmanager.memory.process.size",
         "kubernetes.jobmanager.cpu.amount",
         &mut set,
     );
     derive_resource(
         tm.and_then(|t| t.resource.as_ref()),
+        tm.and_then(|t| t.resources.as_ref()),
         "taskmanager.memory.process.size",
         "kubernetes.taskmanager.cpu.amount",
         &mut set,
@@ -188,12 +154,26 @@ pub fn effective(
     conf
 }
 
+/// The pod's memory and cpu into Flink's keys, as the operator does:
+/// `resources` (request, else limit) when it has any entry, else `resource`.
+/// Without either, the configuration sizes the process itself.
 fn derive_resource(
     resource: Option<&Resource>,
+    resources: Option<&ResourceRequirements>,
     memory_key: &str,
     cpu_key: &str,
     set: &mut impl FnMut(&str, String),
 ) {
+    if let Some(r) = resources.filter(|r| !r.is_empty()) {
+        let text = |key| r.request_or_limit(key).map(|(_, q)| quantity_text(q));
+        if let Some(m) = text("memory").as_deref().and_then(flink_memory) {
+            set(memory_key, m);
+        }
+        if let Some(cpu) = text("cpu").and_then(|c| parse_quantity(&c).ok()) {
+            set(cpu_key, cpu.to_string());
+        }
+        return;
+    }
     let Some(r) = resource else { return };
     if let Some(m) = r.memory.as_deref().and_then(flink_memory) {
         set(memory_key, m);
@@ -308,6 +288,32 @@ mod tests {
             !conf.contains_key("execution.shutdown-on-application-finish"),
             "application-only"
         );
+    }
+
+    #[test]
+    fn resource_requirements_size_the_process_as_the_operator_does() {
+        // Requests win over limits; `resources` wins over `resource`.
+        let d = deployment(serde_json::json!({
+            "taskManager": {
+                "resource": {"memory": "1g", "cpu": 4},
+                "resources": {"requests": {"memory": "3Gi", "cpu": "500m"},
+                              "limits": {"memory": "4Gi", "cpu": "2"}}
+            },
+            "jobManager": {"resources": {"limits": {"memory": "1600Mi"}}},
+        }));
+        let conf = effective(&d, &BTreeMap::new(), None, None);
+        assert_eq!(conf["taskmanager.memory.process.size"], "3072m");
+        assert_eq!(conf["kubernetes.taskmanager.cpu.amount"], "0.5");
+        assert_eq!(conf["jobmanager.memory.process.size"], "1600m");
+        assert!(!conf.contains_key("kubernetes.jobmanager.cpu.amount"));
+        // Without either, the user's finer keys size the process alone.
+        let d = deployment(serde_json::json!({
+            "flinkConfiguration": {"jobmanager.memory.heap.size": "1g"},
+            "jobManager": {"resources": {}},
+        }));
+        let conf = effective(&d, &BTreeMap::new(), None, None);
+        assert_eq!(conf["jobmanager.memory.heap.size"], "1g");
+        assert!(!conf.contains_key("jobmanager.memory.process.size"));
     }
 
     #[test]

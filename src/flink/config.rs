@@ -52,37 +52,43 @@ pub fn contains(config: Option<&FlinkConfiguration>, key: &str) -> bool {
     get(config, key).is_some()
 }
 
-/// The configuration as Flink sees it: one flat `key -> value` map, nested
-/// YAML joined with dots (a flat key wins over the same key nested).
+/// The configuration as Flink reads it: one flat `key -> value` map, nested
+/// YAML joined with dots, lists in Flink's `a;b;c` notation. A flat key wins
+/// over the same key written nested.
 pub fn flatten(config: Option<&FlinkConfiguration>) -> BTreeMap<String, String> {
-    fn walk(prefix: &str, map: &FlinkConfiguration, out: &mut BTreeMap<String, String>) {
-        for (k, v) in map {
-            let key = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            match v {
-                Value::Object(inner) => walk(&key, inner, out),
-                other => {
-                    if let Some(text) = scalar_to_string(other) {
-                        out.entry(key).or_insert(text);
-                    }
+    fn walk(key: String, v: &Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(format!("{key}.{k}"), v, out);
+                }
+            }
+            Value::Null => {}
+            Value::Array(items) => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                out.entry(key).or_insert_with(|| parts.join(";"));
+            }
+            other => {
+                if let Some(text) = scalar_to_string(other) {
+                    out.entry(key).or_insert(text);
                 }
             }
         }
     }
     let mut out = BTreeMap::new();
-    if let Some(config) = config {
-        // Flat keys first, so they win over nested duplicates.
-        for (k, v) in config {
-            if !v.is_object()
-                && let Some(text) = scalar_to_string(v)
-            {
-                out.insert(k.clone(), text);
-            }
-        }
-        walk("", config, &mut out);
+    let Some(config) = config else { return out };
+    // Flat keys first, so they win over nested duplicates.
+    for (k, v) in config.iter().filter(|(_, v)| !v.is_object()) {
+        walk(k.clone(), v, &mut out);
+    }
+    for (k, v) in config.iter().filter(|(_, v)| v.is_object()) {
+        walk(k.clone(), v, &mut out);
     }
     out
 }
@@ -234,6 +240,8 @@ mod tests {
             Some("4")
         );
         assert!(!flat.contains_key("empty"));
+        let lists = cfg(json!({"pipeline": {"jars": ["a.jar", "b.jar"]}}));
+        assert_eq!(flatten(Some(&lists))["pipeline.jars"], "a.jar;b.jar");
         assert!(flatten(None).is_empty());
     }
 

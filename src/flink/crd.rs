@@ -211,6 +211,30 @@ pub struct ResourceRequirements {
     pub extra: Extra,
 }
 
+impl ResourceRequirements {
+    /// True when it names no request and no limit; the operator then falls
+    /// back to `resource`.
+    pub fn is_empty(&self) -> bool {
+        self.requests.as_ref().is_none_or(BTreeMap::is_empty)
+            && self.limits.as_ref().is_none_or(BTreeMap::is_empty)
+    }
+
+    /// The request for `key`, else its limit (Kubernetes defaults a request
+    /// to its limit), with where it was found: `"requests"` or `"limits"`.
+    pub fn request_or_limit(&self, key: &str) -> Option<(&'static str, &Value)> {
+        self.requests
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(|v| ("requests", v))
+            .or_else(|| {
+                self.limits
+                    .as_ref()
+                    .and_then(|m| m.get(key))
+                    .map(|v| ("limits", v))
+            })
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobManagerSpec {
