@@ -280,8 +280,17 @@ def heal_phase(c, args, t0):
     cooldown); the time to recover is from the slowdown until the
     throughput is back to 90 % of what it was before, for three samples."""
     name = "cpu-heal"
-    set_policy(c, FLINKGATE, "\nscheduling:\n  rebalance: {enabled: true, belowFloorSeconds: "
-               f"{args.heal_below_floor:g}, cooldownSeconds: {args.heal_cooldown:g}}}\n")
+    # Tuned for reacting within minutes (the defaults favour stable scores):
+    # F_n is a decayed mean, so with the default 300 s half-life a node that
+    # was fast keeps its history for 10+ minutes; a 60 s half-life needs
+    # 5 s cycles to keep the minSamples weight. And F(x) is relative to the
+    # job's own subtasks: slowing 2 of 6 to half speed puts them at
+    # 0.5 / (4/6 + 1/6) = 0.6 of the mean, exactly the default floor, so
+    # the floor is 0.7 here.
+    set_policy(c, FLINKGATE, f"\nscheduling:\n  floor: {args.heal_floor:g}\n"
+               f"  halfLifeSeconds: {args.heal_half_life:g}\n  collectionIntervalSeconds: 5\n"
+               f"  rebalance: {{enabled: true, belowFloorSeconds: {args.heal_below_floor:g}, "
+               f"cooldownSeconds: {args.heal_cooldown:g}}}\n")
     checkpoints = os.path.join(c.dir, "flink-data")
     os.makedirs(checkpoints, exist_ok=True)
     os.chmod(checkpoints, 0o777)  # the image's flink user writes there
@@ -387,6 +396,10 @@ def main():
                     help="scheduling.rebalance.belowFloorSeconds in that phase")
     ap.add_argument("--heal-cooldown", type=float, default=30,
                     help="scheduling.rebalance.cooldownSeconds in that phase")
+    ap.add_argument("--heal-floor", type=float, default=0.7,
+                    help="scheduling.floor in that phase")
+    ap.add_argument("--heal-half-life", type=float, default=60,
+                    help="scheduling.halfLifeSeconds in that phase")
     # Spread over the nodes, two TaskManagers each: the slowed node's pair
     # shares a quota no smaller than one TaskManager's limit (cgroup v1), and
     # one move per cooldown clears it in two.

@@ -12,8 +12,10 @@ use serde_json::Value;
 use crate::admission::decide::{
     Endpoint, Source, Subject, Target, classify_object, denial_message, evaluate,
 };
+use crate::admission::sessions::{KnownSessions, SessionLookup};
 use crate::admission::violation::Violation;
 use crate::cli::{CheckArgs, CheckOperation, OutputFormat};
+use crate::flink::crd::FlinkDeploymentSpec;
 use crate::policy::{Mode, Policy};
 
 #[derive(Debug, Serialize)]
@@ -42,6 +44,7 @@ pub fn check_object(
     obj: &Value,
     default_ns: &str,
     operation: &Operation,
+    sessions: &dyn SessionLookup,
 ) -> Report {
     let target = classify_object(obj);
     let namespace = obj
@@ -84,7 +87,14 @@ pub fn check_object(
         namespace: &namespace,
         name: &name,
     };
-    let mutated = evaluate(Endpoint::Mutate, rules, &subject, Source::Json(obj), None);
+    let mutated = evaluate(
+        Endpoint::Mutate,
+        rules,
+        &subject,
+        Source::Json(obj),
+        None,
+        sessions,
+    );
     if let Some(m) = mutated.malformed {
         report.verdict = "denied";
         report.error = Some(format!("malformed: {m}"));
@@ -107,6 +117,7 @@ pub fn check_object(
         &subject,
         Source::Json(&patched),
         None,
+        sessions,
     );
     if let Some(m) = validated.malformed {
         report.verdict = "denied";
@@ -125,6 +136,7 @@ pub fn check_object(
             .map(ToString::to_string)
             .collect();
     }
+    report.warnings.extend(validated.warnings);
     if report.verdict == "denied" {
         report.error = Some(denial_message(&subject, &validated.violations));
     }
@@ -166,7 +178,9 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         CheckOperation::Create => Operation::Create,
         CheckOperation::Update => Operation::Update,
     };
-    let mut reports = Vec::new();
+    // Every object first: a session job is checked against a session
+    // cluster given in the same run.
+    let mut objects: Vec<(String, usize, Value)> = Vec::new();
     for file in &args.files {
         let text = match read_source(file) {
             Ok(t) => t,
@@ -176,26 +190,27 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             Ok(d) => d,
             Err(e) => return bad_input(&format!("{file}: {e}")),
         };
-        for (i, obj) in docs.iter().enumerate() {
+        for (i, obj) in docs.into_iter().enumerate() {
             // A List (kubectl get -o yaml) contributes its items.
-            let items: Vec<&Value> = match obj.get("items").and_then(Value::as_array) {
-                Some(items)
-                    if obj
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .is_some_and(|k| k.ends_with("List")) =>
-                {
-                    items.iter().collect()
+            let is_list = obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.ends_with("List"));
+            match obj.get("items").and_then(Value::as_array) {
+                Some(items) if is_list => {
+                    objects.extend(items.iter().map(|it| (file.clone(), i + 1, it.clone())));
                 }
-                _ => vec![obj],
-            };
-            for item in items {
-                let mut r = check_object(&policy, item, &args.namespace, &operation);
-                r.source = file.clone();
-                r.document = i + 1;
-                reports.push(r);
+                _ => objects.push((file.clone(), i + 1, obj)),
             }
         }
+    }
+    let sessions = sessions_among(objects.iter().map(|(_, _, o)| o), &args.namespace);
+    let mut reports = Vec::new();
+    for (file, document, item) in &objects {
+        let mut r = check_object(&policy, item, &args.namespace, &operation, &sessions);
+        r.source = file.clone();
+        r.document = *document;
+        reports.push(r);
     }
     match args.output {
         OutputFormat::Json => match serde_json::to_string_pretty(&reports) {
@@ -209,6 +224,27 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The FlinkDeployments among `objects`, for the session job rules.
+fn sessions_among<'a>(objects: impl Iterator<Item = &'a Value>, default_ns: &str) -> KnownSessions {
+    let mut known = KnownSessions::new("its FlinkDeployment is not among the documents checked");
+    for obj in objects.filter(|o| classify_object(o) == Target::FlinkDeployment) {
+        let (Some(name), Ok(spec)) = (
+            obj.pointer("/metadata/name").and_then(Value::as_str),
+            serde_json::from_value::<FlinkDeploymentSpec>(
+                obj.get("spec").cloned().unwrap_or_default(),
+            ),
+        ) else {
+            continue;
+        };
+        let namespace = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(default_ns);
+        known.insert(namespace, name, spec);
+    }
+    known
 }
 
 fn read_source(file: &str) -> std::io::Result<String> {

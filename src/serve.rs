@@ -188,6 +188,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => Default::default(),
     };
     let listening = Arc::new(AtomicBool::new(false));
+    let sessions: Arc<dyn crate::admission::sessions::SessionLookup> = match &client {
+        Some(c) => {
+            crate::admission::session_cache::SessionCache::start(c.clone(), stop.child_token())
+        }
+        None => Arc::new(crate::admission::sessions::NoSessions(
+            "flinkgate runs without a cluster connection",
+        )),
+    };
     let app = router(AppState {
         policy: store.clone(),
         metrics,
@@ -195,6 +203,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listening: listening.clone(),
         scores,
         filter_events,
+        sessions,
     });
     shutdown_on_signal(stop.clone())?;
     let listener = TcpListener::bind(args.listen)

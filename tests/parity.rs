@@ -6,6 +6,7 @@
 //! deliberately stricter, the README's "differences" table says so and the
 //! case here is marked `stricter`.
 
+use flinkgate::admission::sessions::KnownSessions;
 use flinkgate::check::{Report, check_object};
 use flinkgate::policy::Policy;
 use kube::core::admission::Operation;
@@ -15,8 +16,36 @@ fn operator_rules() -> Policy {
     Policy::parse("{}", "operator-rules").expect("the empty policy parses")
 }
 
+/// What the webhook's FlinkDeployment cache holds in these tests: the
+/// session cluster `shared-session` and the application `orders`.
+fn sessions() -> KnownSessions {
+    let mut known = KnownSessions::new("not in the test's cache");
+    let session = json!({
+        "flinkVersion": "v1_20",
+        "flinkConfiguration": {"execution.checkpointing.dir": "s3://b/cp",
+                               "job.autoscaler.enabled": "true"}
+    });
+    known.insert(
+        "team-a",
+        "shared-session",
+        serde_json::from_value(session).unwrap(),
+    );
+    known.insert(
+        "team-a",
+        "orders",
+        serde_json::from_value(application()["spec"].clone()).unwrap(),
+    );
+    known
+}
+
 fn check(obj: &Value) -> Report {
-    check_object(&operator_rules(), obj, "default", &Operation::Update)
+    check_object(
+        &operator_rules(),
+        obj,
+        "default",
+        &Operation::Update,
+        &sessions(),
+    )
 }
 
 fn application() -> Value {
@@ -618,5 +647,54 @@ fn memory_from_flink_keys() {
             ],
         ),
         "spec.flinkConfiguration",
+    );
+}
+
+#[test]
+fn session_job_rules_with_the_cluster() {
+    // Only on a session cluster.
+    refuses(
+        &with(session_job(), "/spec/deploymentName", json!("orders")),
+        "spec.deploymentName",
+    );
+    // Sized by its parallelism.
+    refuses(
+        &with(session_job(), "/spec/job/parallelism", Value::Null),
+        "spec.job.parallelism",
+    );
+    // The cluster's configuration counts: its checkpoint directory serves
+    // the job's last-state upgrades...
+    admits(&with(
+        session_job(),
+        "/spec/job/upgradeMode",
+        json!("last-state"),
+    ));
+    // ...but a savepoint directory is still missing for savepoint upgrades.
+    refuses(
+        &with(session_job(), "/spec/job/upgradeMode", json!("savepoint")),
+        "savepoint-dir",
+    );
+    // The cluster turns the autoscaler on; the job's own value is out of range.
+    refuses(
+        &config(
+            session_job(),
+            &[("job.autoscaler.utilization.target", "1.5")],
+        ),
+        "utilization.target",
+    );
+    // An unknown cluster: admitted, with a warning saying what was not checked.
+    let elsewhere = with(
+        session_job(),
+        "/spec/deploymentName",
+        json!("other-session"),
+    );
+    let r = check(&elsewhere);
+    assert_eq!(r.verdict, "allowed", "{:#?}", r.violations);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("other-session") && w.contains("not checked")),
+        "{:?}",
+        r.warnings
     );
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::review::{self, Request};
+use super::sessions::SessionLookup;
 use super::violation::Violation;
 use super::{mutate, validate};
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
@@ -58,6 +59,8 @@ impl Target {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub violations: Vec<Violation>,
+    /// What could not be checked; shown whatever the verdict.
+    pub warnings: Vec<String>,
     pub patch: Option<json_patch::Patch>,
     /// The object does not have the resource's shape; the reason.
     pub malformed: Option<String>,
@@ -330,8 +333,9 @@ pub fn evaluate(
     subject: &Subject,
     obj: Source,
     old: Option<Source>,
+    sessions: &dyn SessionLookup,
 ) -> Outcome {
-    match evaluate_inner(endpoint, rules, subject, obj, old) {
+    match evaluate_inner(endpoint, rules, subject, obj, old, sessions) {
         Ok(o) => o,
         Err(malformed) => Outcome {
             malformed: Some(malformed),
@@ -346,11 +350,13 @@ fn evaluate_inner(
     s: &Subject,
     obj: Source,
     old: Option<Source>,
+    sessions: &dyn SessionLookup,
 ) -> Result<Outcome, String> {
     let ctx = validate::Context {
         rules,
         name: s.name,
         namespace: s.namespace,
+        sessions,
     };
     let mut out = Outcome::default();
     if spec_unchanged(s, obj, old) {
@@ -378,7 +384,7 @@ fn evaluate_inner(
         (Target::FlinkSessionJob, Endpoint::Validate) => {
             let r: Resource<FlinkSessionJobSpec> = read_resource(obj)?;
             if !r.canary {
-                out.violations =
+                (out.violations, out.warnings) =
                     validate::flink_session_job(&r.spec, r.last_reconciled.as_ref(), &ctx);
             }
         }
@@ -439,7 +445,12 @@ fn diff(obj: &Value, edit: impl FnOnce(&mut Value)) -> Option<json_patch::Patch>
 }
 
 /// The full path for the server: envelope in, response out.
-pub fn decide(endpoint: Endpoint, policy: &Policy, req: &Request) -> Decision {
+pub fn decide(
+    endpoint: Endpoint,
+    policy: &Policy,
+    req: &Request,
+    sessions: &dyn SessionLookup,
+) -> Decision {
     let target = classify(req);
     let namespace = req.namespace.as_deref();
     let rules = policy.rules_for(namespace);
@@ -475,9 +486,16 @@ pub fn decide(endpoint: Endpoint, policy: &Policy, req: &Request) -> Decision {
     };
     let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
     let outcome = match endpoint {
-        Endpoint::Validate => evaluate(endpoint, rules, &subject, Source::Raw(raw.get()), old),
+        Endpoint::Validate => evaluate(
+            endpoint,
+            rules,
+            &subject,
+            Source::Raw(raw.get()),
+            old,
+            sessions,
+        ),
         Endpoint::Mutate => match mutation_view(raw.get()) {
-            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), old),
+            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), old, sessions),
             Err(e) => Outcome {
                 malformed: Some(format!("request.object is not valid JSON: {e}")),
                 ..Outcome::default()
@@ -563,6 +581,11 @@ pub fn respond(uid: &str, s: &Subject, mode: Mode, outcome: Outcome) -> Admissio
             }
         }
     };
+    if !outcome.warnings.is_empty() {
+        let mut all = resp.warnings.take().unwrap_or_default();
+        all.extend(outcome.warnings.iter().map(|w| format!("flinkgate: {w}")));
+        resp.warnings = Some(all);
+    }
     if let Some(patch) = outcome.patch
         && resp.allowed
     {

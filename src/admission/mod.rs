@@ -8,6 +8,8 @@ pub mod mutate;
 mod operator_options;
 pub mod review;
 pub mod server;
+pub mod session_cache;
+pub mod sessions;
 pub mod validate;
 pub mod violation;
 

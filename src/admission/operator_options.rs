@@ -142,7 +142,8 @@ fn number_in<S: AsRef<str>>(
     Some(x)
 }
 
-fn autoscaler(cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
+/// The autoscaler validator's rules (only when the autoscaler is on).
+pub fn autoscaler(cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
     if !flag(cfg, &autoscaler_keys(&["enabled"]), false, v) {
         return;
     }

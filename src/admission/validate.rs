@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::admission::checks::{
     cluster_name, image_allowed, internal_host_reason, java_uri_host, java_uri_problem,
 };
+use crate::admission::sessions::{SessionCluster, SessionLookup};
 use crate::admission::violation::{Violation, show};
 use crate::admission::{component_memory, operator_options};
 use crate::flink::config::{
@@ -33,6 +34,8 @@ pub struct Context<'a> {
     pub rules: &'a Rules,
     pub name: &'a str,
     pub namespace: &'a str,
+    /// Session clusters, for the session job rules that need one.
+    pub sessions: &'a dyn SessionLookup,
 }
 
 /// `last` is the spec the operator last deployed
@@ -143,12 +146,14 @@ pub fn flink_deployment(
 }
 
 /// `last` is the spec the operator last deployed, as for [`flink_deployment`].
+/// Returns the violations, and warnings for what could not be checked.
 pub fn flink_session_job(
     spec: &FlinkSessionJobSpec,
     last: Option<&FlinkSessionJobSpec>,
     ctx: &Context,
-) -> Vec<Violation> {
+) -> (Vec<Violation>, Vec<String>) {
     let mut v = Vec::new();
+    let mut warnings = Vec::new();
     match spec.deployment_name.as_deref() {
         None | Some("") => v.push(Violation::new(
             "spec.deploymentName",
@@ -184,9 +189,59 @@ pub fn flink_session_job(
             if let Some(uri) = &job.jar_uri {
                 jar_uri(uri, ctx, &mut v);
             }
+            if let Some(name) = spec.deployment_name.as_deref().filter(|n| !n.is_empty()) {
+                match ctx.sessions.session(ctx.namespace, name) {
+                    SessionCluster::Found(cluster) => {
+                        with_session_cluster(spec, job, name, &cluster, &mut v)
+                    }
+                    SessionCluster::Missing => warnings.push(format!(
+                        "session cluster {}/{name} does not exist (yet); the job waits for it",
+                        ctx.namespace
+                    )),
+                    SessionCluster::Unchecked(why) => warnings.push(format!(
+                        "the rules that need session cluster {}/{name} were not checked: {why}",
+                        ctx.namespace
+                    )),
+                }
+            }
         }
     }
-    v
+    (v, warnings)
+}
+
+/// The operator's rules for a session job on a known cluster: not an
+/// application cluster, and the job's spec judged under the cluster's
+/// configuration with the job's own on top.
+fn with_session_cluster(
+    spec: &FlinkSessionJobSpec,
+    job: &JobSpec,
+    name: &str,
+    cluster: &FlinkDeploymentSpec,
+    v: &mut Vec<Violation>,
+) {
+    if cluster.job.is_some() {
+        v.push(Violation::new(
+            "spec.deploymentName",
+            format!("{name} is an application cluster; session jobs run only on session clusters"),
+            "point spec.deploymentName at a FlinkDeployment without spec.job",
+        ));
+        return;
+    }
+    let mut effective = config::flatten(cluster.flink_configuration.as_ref());
+    effective.extend(config::flatten(spec.flink_configuration.as_ref()));
+    let merged: FlinkConfiguration = effective
+        .into_iter()
+        .map(|(k, val)| (k, Value::String(val)))
+        .collect();
+    state_directories(job, Some(&merged), v);
+    if job.parallelism.is_none() {
+        v.push(Violation::new(
+            "spec.job.parallelism",
+            "is missing; a session job is sized by its parallelism",
+            "set spec.job.parallelism to at least 1",
+        ));
+    }
+    operator_options::autoscaler(Some(&merged), v);
 }
 
 /// Flink pods: resources present and within limits, images allowed.

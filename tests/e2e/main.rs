@@ -65,6 +65,43 @@ fn invalid_deployment_is_refused_with_path_and_fix(c: &Cluster) {
     assert!(!found, "nothing is stored");
 }
 
+/// The webhook's own FlinkDeployment cache answers the session job rules
+/// that need the cluster: a job aimed at an application is refused.
+fn session_job_on_an_application_is_refused_from_the_cache(c: &Cluster) {
+    let (ok, _, err) = c.apply(&deployment("app-target", "e2e", 2), &[]);
+    assert!(ok, "{err}");
+    let job = r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkSessionJob
+metadata:
+  name: misplaced
+  namespace: e2e
+spec:
+  deploymentName: app-target
+  job:
+    jarURI: https://repo.example.com/jobs/job.jar
+    parallelism: 1
+"#;
+    // The watch delivers the new FlinkDeployment within moments.
+    let mut last = String::new();
+    wait("the session job refused", Duration::from_secs(20), || {
+        let (ok, _, err) = c.apply(job, &["--dry-run=server"]);
+        last = err;
+        !ok && last.contains("is an application cluster")
+    });
+    assert!(last.contains("spec.deploymentName"), "{last}");
+    c.must(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            "e2e",
+            "app-target",
+            "--wait=false",
+        ],
+        None,
+    );
+}
+
 fn policy_edits_apply_live_and_broken_ones_are_refused(c: &Cluster) {
     c.set_policy("limits: {maxParallelism: 4}\n");
     let (ok, _, err) = c.apply(&deployment("eight", "e2e", 8), &[]);
@@ -817,6 +854,10 @@ fn main() {
         (
             "invalid FlinkDeployment is refused with the field path and the fix",
             |c| invalid_deployment_is_refused_with_path_and_fix(c),
+        ),
+        (
+            "a session job aimed at an application is refused, from the webhook's FlinkDeployment cache",
+            |c| session_job_on_an_application_is_refused_from_the_cache(c),
         ),
         (
             "policy ConfigMap edits apply live; a broken policy is refused",
