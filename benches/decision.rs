@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use flinkgate::admission::decide::{Endpoint, decide};
 use flinkgate::admission::review;
-use flinkgate::admission::sessions::NoSessions;
+use flinkgate::admission::cluster_view::NoClusterView;
 use flinkgate::policy::Policy;
 
 // mimalloc: admission decisions allocate many small JSON nodes; it cuts
@@ -25,7 +25,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 fn admit(endpoint: Endpoint, policy: &Policy, body: &[u8]) -> Vec<u8> {
     let req = review::parse(body).expect("valid review");
-    let sessions = NoSessions("benchmark");
+    let sessions = NoClusterView("benchmark");
     review::encode(decide(endpoint, policy, &req, &sessions).response)
 }
 

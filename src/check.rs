@@ -9,10 +9,10 @@ use kube::core::admission::Operation;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::admission::cluster_view::{ClusterView, KnownResources};
 use crate::admission::decide::{
     Endpoint, Source, Subject, Target, classify_object, denial_message, evaluate,
 };
-use crate::admission::sessions::{KnownSessions, SessionLookup};
 use crate::admission::violation::Violation;
 use crate::cli::{CheckArgs, CheckOperation, OutputFormat};
 use crate::flink::crd::FlinkDeploymentSpec;
@@ -44,7 +44,7 @@ pub fn check_object(
     obj: &Value,
     default_ns: &str,
     operation: &Operation,
-    sessions: &dyn SessionLookup,
+    cluster: &dyn ClusterView,
 ) -> Report {
     let target = classify_object(obj);
     let namespace = obj
@@ -93,7 +93,7 @@ pub fn check_object(
         &subject,
         Source::Json(obj),
         None,
-        sessions,
+        cluster,
     );
     if let Some(m) = mutated.malformed {
         report.verdict = "denied";
@@ -117,7 +117,7 @@ pub fn check_object(
         &subject,
         Source::Json(&patched),
         None,
-        sessions,
+        cluster,
     );
     if let Some(m) = validated.malformed {
         report.verdict = "denied";
@@ -204,10 +204,10 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             }
         }
     }
-    let sessions = sessions_among(objects.iter().map(|(_, _, o)| o), &args.namespace);
+    let cluster = resources_among(objects.iter().map(|(_, _, o)| o), &args.namespace);
     let mut reports = Vec::new();
     for (file, document, item) in &objects {
-        let mut r = check_object(&policy, item, &args.namespace, &operation, &sessions);
+        let mut r = check_object(&policy, item, &args.namespace, &operation, &cluster);
         r.source = file.clone();
         r.document = *document;
         reports.push(r);
@@ -226,23 +226,32 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     }
 }
 
-/// The FlinkDeployments among `objects`, for the session job rules.
-fn sessions_among<'a>(objects: impl Iterator<Item = &'a Value>, default_ns: &str) -> KnownSessions {
-    let mut known = KnownSessions::new("its FlinkDeployment is not among the documents checked");
-    for obj in objects.filter(|o| classify_object(o) == Target::FlinkDeployment) {
-        let (Some(name), Ok(spec)) = (
-            obj.pointer("/metadata/name").and_then(Value::as_str),
-            serde_json::from_value::<FlinkDeploymentSpec>(
-                obj.get("spec").cloned().unwrap_or_default(),
-            ),
-        ) else {
+/// The FlinkDeployments and FlinkSessionJobs among `objects`, for the rules
+/// that need another resource.
+fn resources_among<'a>(
+    objects: impl Iterator<Item = &'a Value>,
+    default_ns: &str,
+) -> KnownResources {
+    let mut known = KnownResources::new("it is not among the documents checked");
+    for obj in objects {
+        let target = classify_object(obj);
+        let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) else {
             continue;
         };
         let namespace = obj
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or(default_ns);
-        known.insert(namespace, name, spec);
+        match target {
+            Target::FlinkDeployment => {
+                let spec = obj.get("spec").cloned().unwrap_or_default();
+                if let Ok(spec) = serde_json::from_value::<FlinkDeploymentSpec>(spec) {
+                    known.insert(namespace, name, spec);
+                }
+            }
+            Target::FlinkSessionJob => known.insert_session_job(namespace, name),
+            _ => {}
+        }
     }
     known
 }

@@ -78,7 +78,7 @@ fn hooks() -> Vec<Hook> {
             rules: vec![rule(
                 "flink.apache.org",
                 "v1beta1",
-                &["flinkdeployments", "flinksessionjobs"],
+                &["flinkdeployments", "flinksessionjobs", "flinkstatesnapshots"],
                 &["CREATE", "UPDATE"],
             )],
             object_selector: None,

@@ -188,11 +188,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => Default::default(),
     };
     let listening = Arc::new(AtomicBool::new(false));
-    let sessions: Arc<dyn crate::admission::sessions::SessionLookup> = match &client {
+    let cluster: Arc<dyn crate::admission::cluster_view::ClusterView> = match &client {
         Some(c) => {
-            crate::admission::session_cache::SessionCache::start(c.clone(), stop.child_token())
+            crate::admission::cluster_cache::ClusterCache::start(c.clone(), stop.child_token())
         }
-        None => Arc::new(crate::admission::sessions::NoSessions(
+        None => Arc::new(crate::admission::cluster_view::NoClusterView(
             "flinkgate runs without a cluster connection",
         )),
     };
@@ -203,7 +203,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listening: listening.clone(),
         scores,
         filter_events,
-        sessions,
+        cluster,
     });
     shutdown_on_signal(stop.clone())?;
     let listener = TcpListener::bind(args.listen)

@@ -6,7 +6,7 @@
 //! deliberately stricter, the README's "differences" table says so and the
 //! case here is marked `stricter`.
 
-use flinkgate::admission::sessions::KnownSessions;
+use flinkgate::admission::cluster_view::KnownResources;
 use flinkgate::check::{Report, check_object};
 use flinkgate::policy::Policy;
 use kube::core::admission::Operation;
@@ -18,8 +18,8 @@ fn operator_rules() -> Policy {
 
 /// What the webhook's FlinkDeployment cache holds in these tests: the
 /// session cluster `shared-session` and the application `orders`.
-fn sessions() -> KnownSessions {
-    let mut known = KnownSessions::new("not in the test's cache");
+fn sessions() -> KnownResources {
+    let mut known = KnownResources::complete();
     let session = json!({
         "flinkVersion": "v1_20",
         "flinkConfiguration": {"execution.checkpointing.dir": "s3://b/cp",
@@ -35,6 +35,7 @@ fn sessions() -> KnownSessions {
         "orders",
         serde_json::from_value(application()["spec"].clone()).unwrap(),
     );
+    known.insert_session_job("team-a", "clicks");
     known
 }
 
@@ -682,7 +683,7 @@ fn session_job_rules_with_the_cluster() {
         ),
         "utilization.target",
     );
-    // An unknown cluster: admitted, with a warning saying what was not checked.
+    // A cluster that does not exist (yet): admitted, with a warning.
     let elsewhere = with(
         session_job(),
         "/spec/deploymentName",
@@ -693,8 +694,91 @@ fn session_job_rules_with_the_cluster() {
     assert!(
         r.warnings
             .iter()
-            .any(|w| w.contains("other-session") && w.contains("not checked")),
+            .any(|w| w.contains("other-session") && w.contains("does not exist")),
         "{:?}",
         r.warnings
     );
+}
+
+fn snapshot(spec: Value) -> Value {
+    json!({
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkStateSnapshot",
+        "metadata": {"name": "orders-sp-1", "namespace": "team-a"},
+        "spec": spec
+    })
+}
+
+#[test]
+fn state_snapshot_rules() {
+    let of_orders = json!({"kind": "FlinkDeployment", "name": "orders"});
+    admits(&snapshot(
+        json!({"jobReference": of_orders, "savepoint": {}}),
+    ));
+    admits(&snapshot(
+        json!({"jobReference": of_orders, "checkpoint": {}, "backoffLimit": 2}),
+    ));
+    admits(&snapshot(
+        json!({"jobReference": {"kind": "FlinkSessionJob", "name": "clicks"},
+                            "savepoint": {"path": "s3://b/sp", "formatType": "NATIVE"}}),
+    ));
+    // Exactly one of savepoint and checkpoint.
+    refuses(&snapshot(json!({"jobReference": of_orders})), "spec");
+    refuses(
+        &snapshot(json!({"jobReference": of_orders, "savepoint": {}, "checkpoint": {}})),
+        "spec",
+    );
+    // A job to snapshot, and one that exists...
+    refuses(&snapshot(json!({"savepoint": {}})), "spec.jobReference");
+    refuses(
+        &snapshot(
+            json!({"jobReference": {"kind": "FlinkDeployment", "name": "gone"}, "savepoint": {}}),
+        ),
+        "spec.jobReference.name",
+    );
+    // ...unless the snapshot is already past its trigger.
+    let done = with(
+        snapshot(
+            json!({"jobReference": {"kind": "FlinkDeployment", "name": "gone"}, "savepoint": {}}),
+        ),
+        "/status",
+        json!({"state": "COMPLETED", "path": "s3://b/sp/1"}),
+    );
+    admits(&done);
+    // A savepoint that already exists needs no job, but its path.
+    admits(&snapshot(
+        json!({"savepoint": {"alreadyExists": true, "path": "s3://b/sp/old"}}),
+    ));
+    refuses(
+        &snapshot(json!({"savepoint": {"alreadyExists": true}})),
+        "spec.savepoint.path",
+    );
+}
+
+#[test]
+fn what_cannot_be_checked_is_a_warning_not_a_guess() {
+    // As while the webhook's cache is not synced yet.
+    let unknown = KnownResources::new("the webhook's cache is not synced yet");
+    for obj in [
+        session_job(),
+        snapshot(
+            json!({"jobReference": {"kind": "FlinkDeployment", "name": "orders"}, "savepoint": {}}),
+        ),
+    ] {
+        let r = check_object(
+            &operator_rules(),
+            &obj,
+            "default",
+            &Operation::Create,
+            &unknown,
+        );
+        assert_eq!(r.verdict, "allowed", "{:#?}", r.violations);
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("not checked") && w.contains("not synced")),
+            "{:?}",
+            r.warnings
+        );
+    }
 }

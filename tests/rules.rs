@@ -1,7 +1,7 @@
 //! Every validation rule and every mutation, through the same path the
 //! webhook takes (mutate, apply the patch, validate), one test per rule.
 
-use flinkgate::admission::sessions::NoSessions;
+use flinkgate::admission::cluster_view::NoClusterView;
 use flinkgate::check::{Report, check_object, documents};
 use flinkgate::policy::Policy;
 use kube::core::admission::Operation;
@@ -77,7 +77,7 @@ fn check_with(policy: &Policy, obj: &Value) -> Report {
         obj,
         "default",
         &Operation::Create,
-        &NoSessions("test"),
+        &NoClusterView("test"),
     )
 }
 
@@ -507,7 +507,7 @@ fn session_job_deployment_name_cannot_change_once_deployed() {
             &subject,
             Source::Raw(&new.to_string()),
             Some(Source::Raw(&old.to_string())),
-            &NoSessions("test"),
+            &NoClusterView("test"),
         )
     };
     // Never deployed: the operator lets it move, and so does flinkgate.
@@ -979,7 +979,7 @@ fn updates_that_leave_the_spec_alone_are_admitted_even_when_it_violates_the_poli
             &subject,
             Source::Json(new),
             Some(Source::Raw(&old.to_string())),
-            &NoSessions("test"),
+            &NoClusterView("test"),
         )
     };
     // A controller adds (or removes) its finalizer: same spec.
@@ -1033,9 +1033,9 @@ fn a_finalizer_update_through_the_webhook_path_gets_no_patch_and_no_denial() {
         }
     });
     let req = parse(review.to_string().as_bytes()).expect("a valid review");
-    let mutate = decide(Endpoint::Mutate, &p, &req, &NoSessions("test"));
+    let mutate = decide(Endpoint::Mutate, &p, &req, &NoClusterView("test"));
     assert!(!mutate.patched, "no defaults forced into an unchanged spec");
-    let validate = decide(Endpoint::Validate, &p, &req, &NoSessions("test"));
+    let validate = decide(Endpoint::Validate, &p, &req, &NoClusterView("test"));
     assert_eq!(validate.violations, 0, "no denial for a finalizer");
     assert!(validate.response.allowed);
 }

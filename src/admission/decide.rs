@@ -10,13 +10,14 @@ use kube::core::admission::{AdmissionResponse, Operation};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::cluster_view::ClusterView;
 use super::review::{self, Request};
-use super::sessions::SessionLookup;
 use super::violation::Violation;
 use super::{mutate, validate};
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
 use crate::flink::pod::{Component, flink_component};
 use crate::flink::reconciled;
+use crate::flink::state_snapshot::{FlinkStateSnapshotSpec, SnapshotState};
 use crate::policy::{Mode, Policy, Rules};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,7 @@ impl Endpoint {
 pub enum Target {
     FlinkDeployment,
     FlinkSessionJob,
+    FlinkStateSnapshot,
     FlinkPod(Component),
     /// Not a Flink pod, or a kind flinkgate does not handle: allowed untouched.
     Other,
@@ -49,6 +51,7 @@ impl Target {
         match self {
             Target::FlinkDeployment => "FlinkDeployment",
             Target::FlinkSessionJob => "FlinkSessionJob",
+            Target::FlinkStateSnapshot => "FlinkStateSnapshot",
             Target::FlinkPod(_) => "Pod",
             Target::Other => "Other",
         }
@@ -111,6 +114,7 @@ pub fn classify(req: &Request) -> Target {
     match (req.kind.group.as_str(), req.kind.kind.as_str()) {
         (_, "FlinkDeployment") if is_flink_group(&req.kind) => Target::FlinkDeployment,
         (_, "FlinkSessionJob") if is_flink_group(&req.kind) => Target::FlinkSessionJob,
+        (_, "FlinkStateSnapshot") if is_flink_group(&req.kind) => Target::FlinkStateSnapshot,
         // Pods are only shaped on the way in; their spec is immutable later.
         ("", "Pod") if req.operation == Operation::Create => {
             let labels = req
@@ -131,6 +135,9 @@ pub fn classify_object(obj: &Value) -> Target {
     match (api_version, kind) {
         (v, "FlinkDeployment") if v.starts_with("flink.apache.org/") => Target::FlinkDeployment,
         (v, "FlinkSessionJob") if v.starts_with("flink.apache.org/") => Target::FlinkSessionJob,
+        (v, "FlinkStateSnapshot") if v.starts_with("flink.apache.org/") => {
+            Target::FlinkStateSnapshot
+        }
         ("v1", "Pod") => {
             let labels: Option<BTreeMap<String, String>> = obj
                 .pointer("/metadata/labels")
@@ -333,9 +340,9 @@ pub fn evaluate(
     subject: &Subject,
     obj: Source,
     old: Option<Source>,
-    sessions: &dyn SessionLookup,
+    cluster: &dyn ClusterView,
 ) -> Outcome {
-    match evaluate_inner(endpoint, rules, subject, obj, old, sessions) {
+    match evaluate_inner(endpoint, rules, subject, obj, old, cluster) {
         Ok(o) => o,
         Err(malformed) => Outcome {
             malformed: Some(malformed),
@@ -350,13 +357,13 @@ fn evaluate_inner(
     s: &Subject,
     obj: Source,
     old: Option<Source>,
-    sessions: &dyn SessionLookup,
+    cluster: &dyn ClusterView,
 ) -> Result<Outcome, String> {
     let ctx = validate::Context {
         rules,
         name: s.name,
         namespace: s.namespace,
-        sessions,
+        cluster,
     };
     let mut out = Outcome::default();
     if spec_unchanged(s, obj, old) {
@@ -395,6 +402,16 @@ fn evaluate_inner(
                 out.patch = diff(json, |o| mutate::flink_session_job(o, &r.spec, rules));
             }
         }
+        (Target::FlinkStateSnapshot, Endpoint::Validate) => {
+            let r: Resource<FlinkStateSnapshotSpec> = read_resource(obj)?;
+            if !r.canary {
+                let state = snapshot_state(obj);
+                (out.violations, out.warnings) =
+                    validate::flink_state_snapshot(&r.spec, state, &ctx);
+            }
+        }
+        // The operator's mutator leaves snapshots as they are.
+        (Target::FlinkStateSnapshot, Endpoint::Mutate) => {}
         (Target::FlinkPod(component), Endpoint::Validate) => {
             let pod: Pod = read_whole(obj)?;
             out.violations = validate::flink_pod(&pod, component, &ctx);
@@ -424,7 +441,40 @@ fn spec_unchanged(s: &Subject, obj: Source, old: Option<Source>) -> bool {
     match s.target {
         Target::FlinkDeployment => same::<FlinkDeploymentSpec>(obj, old),
         Target::FlinkSessionJob => same::<FlinkSessionJobSpec>(obj, old),
+        Target::FlinkStateSnapshot => same::<FlinkStateSnapshotSpec>(obj, old),
         _ => false,
+    }
+}
+
+#[derive(Deserialize)]
+struct SnapshotStatusView {
+    #[serde(default, deserialize_with = "lenient_snapshot_status")]
+    status: Option<SnapshotStateView>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotStateView {
+    #[serde(default)]
+    state: Option<SnapshotState>,
+}
+
+fn lenient_snapshot_status<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SnapshotStateView>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
+
+/// `status.state` of a FlinkStateSnapshot, when it has one flinkgate can read.
+fn snapshot_state(src: Source) -> Option<SnapshotState> {
+    match src {
+        Source::Json(v) => v
+            .pointer("/status/state")
+            .and_then(|s| serde_json::from_value(s.clone()).ok()),
+        Source::Raw(raw) => serde_json::from_str::<SnapshotStatusView>(raw)
+            .ok()
+            .and_then(|v| v.status)
+            .and_then(|s| s.state),
     }
 }
 
@@ -449,7 +499,7 @@ pub fn decide(
     endpoint: Endpoint,
     policy: &Policy,
     req: &Request,
-    sessions: &dyn SessionLookup,
+    cluster: &dyn ClusterView,
 ) -> Decision {
     let target = classify(req);
     let namespace = req.namespace.as_deref();
@@ -492,10 +542,10 @@ pub fn decide(
             &subject,
             Source::Raw(raw.get()),
             old,
-            sessions,
+            cluster,
         ),
         Endpoint::Mutate => match mutation_view(raw.get()) {
-            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), old, sessions),
+            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), old, cluster),
             Err(e) => Outcome {
                 malformed: Some(format!("request.object is not valid JSON: {e}")),
                 ..Outcome::default()

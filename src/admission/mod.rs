@@ -1,6 +1,8 @@
 //! The admission webhook: AdmissionReview in, verdict and JSON Patch out.
 
 mod checks;
+pub mod cluster_cache;
+pub mod cluster_view;
 mod component_memory;
 pub mod decide;
 mod diff;
@@ -8,8 +10,6 @@ pub mod mutate;
 mod operator_options;
 pub mod review;
 pub mod server;
-pub mod session_cache;
-pub mod sessions;
 pub mod validate;
 pub mod violation;
 

@@ -42,8 +42,8 @@ pub struct AppState {
     pub scores: Arc<crate::scheduler::scores::ScoreBoard>,
     /// Events on pods whose nodes the extender filtered out.
     pub filter_events: crate::scheduler::filter_events::FilterEvents,
-    /// Session clusters, for the session job rules that need one.
-    pub sessions: Arc<dyn crate::admission::sessions::SessionLookup>,
+    /// The Flink resources in the cluster, for the rules that need another one.
+    pub cluster: Arc<dyn crate::admission::cluster_view::ClusterView>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -126,7 +126,7 @@ async fn admit(endpoint: Endpoint, s: AppState, body: Body) -> Response {
         duration_us = tracing::field::Empty,
     );
     let _enter = span.enter();
-    let decision = decide::decide(endpoint, &policy, &req, s.sessions.as_ref());
+    let decision = decide::decide(endpoint, &policy, &req, s.cluster.as_ref());
     let allowed = decision.response.allowed;
     let body = review::encode(decision.response);
     let elapsed = started.elapsed();

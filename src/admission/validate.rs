@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::admission::checks::{
     cluster_name, image_allowed, internal_host_reason, java_uri_host, java_uri_problem,
 };
-use crate::admission::sessions::{SessionCluster, SessionLookup};
+use crate::admission::cluster_view::{ClusterView, Presence, SessionCluster};
 use crate::admission::violation::{Violation, show};
 use crate::admission::{component_memory, operator_options};
 use crate::flink::config::{
@@ -23,6 +23,9 @@ use crate::flink::crd::{
 };
 use crate::flink::pod::{Component, MAIN_CONTAINER};
 use crate::flink::schema::FLINK_VERSIONS;
+use crate::flink::state_snapshot::{
+    FlinkStateSnapshotSpec, KIND_FLINK_DEPLOYMENT, KIND_FLINK_SESSION_JOB, SnapshotState,
+};
 use crate::flink::version::FlinkVersion;
 use crate::policy::{ComponentLimits, Rules};
 use crate::quantity::{format_bytes, parse_flink_memory, parse_quantity, parse_quantity_value};
@@ -34,8 +37,8 @@ pub struct Context<'a> {
     pub rules: &'a Rules,
     pub name: &'a str,
     pub namespace: &'a str,
-    /// Session clusters, for the session job rules that need one.
-    pub sessions: &'a dyn SessionLookup,
+    /// The other Flink resources, for the rules that need one.
+    pub cluster: &'a dyn ClusterView,
 }
 
 /// `last` is the spec the operator last deployed
@@ -190,7 +193,7 @@ pub fn flink_session_job(
                 jar_uri(uri, ctx, &mut v);
             }
             if let Some(name) = spec.deployment_name.as_deref().filter(|n| !n.is_empty()) {
-                match ctx.sessions.session(ctx.namespace, name) {
+                match ctx.cluster.session(ctx.namespace, name) {
                     SessionCluster::Found(cluster) => {
                         with_session_cluster(spec, job, name, &cluster, &mut v)
                     }
@@ -242,6 +245,76 @@ fn with_session_cluster(
         ));
     }
     operator_options::autoscaler(Some(&merged), v);
+}
+
+/// A FlinkStateSnapshot, as the operator's validator judges one: exactly one
+/// of savepoint and checkpoint; a savepoint that already exists needs its
+/// path (flinkgate's addition: without it there is nothing to record);
+/// anything else needs a job reference to a resource that exists, unless the
+/// snapshot is past its trigger. `state` is `status.state`.
+pub fn flink_state_snapshot(
+    spec: &FlinkStateSnapshotSpec,
+    state: Option<SnapshotState>,
+    ctx: &Context,
+) -> (Vec<Violation>, Vec<String>) {
+    let mut v = Vec::new();
+    let mut warnings = Vec::new();
+    if spec.is_savepoint() == spec.is_checkpoint() {
+        v.push(Violation::new(
+            "spec",
+            "sets both savepoint and checkpoint, or neither",
+            "set exactly one of spec.savepoint and spec.checkpoint",
+        ));
+        return (v, warnings);
+    }
+    if spec.already_exists() {
+        let path = spec.savepoint.as_ref().and_then(|s| s.path.as_deref());
+        if path.is_none_or(|p| p.trim().is_empty()) {
+            v.push(Violation::new(
+                "spec.savepoint.path",
+                "is missing, but spec.savepoint.alreadyExists says the savepoint is there",
+                "set spec.savepoint.path to the savepoint's location",
+            ));
+        }
+        return (v, warnings);
+    }
+    let reference = spec.job_reference.as_ref();
+    let kind = reference.and_then(|r| r.kind.as_deref());
+    let name = reference
+        .and_then(|r| r.name.as_deref())
+        .filter(|n| !n.is_empty());
+    let (Some(kind), Some(name)) = (kind, name) else {
+        v.push(Violation::new(
+            "spec.jobReference",
+            "is missing or incomplete, so there is no job to snapshot",
+            "set spec.jobReference.kind (FlinkDeployment or FlinkSessionJob) and spec.jobReference.name",
+        ));
+        return (v, warnings);
+    };
+    if ![KIND_FLINK_DEPLOYMENT, KIND_FLINK_SESSION_JOB].contains(&kind) {
+        v.push(Violation::new(
+            "spec.jobReference.kind",
+            format!("'{kind}' is not a kind that runs a job"),
+            "use FlinkDeployment or FlinkSessionJob",
+        ));
+        return (v, warnings);
+    }
+    // Once the snapshot is under way or done, its target may go away.
+    let pending = state.is_none_or(|s| s == SnapshotState::TriggerPending);
+    match ctx.cluster.presence(kind, ctx.namespace, name) {
+        Presence::Found => {}
+        Presence::Missing if pending => v.push(Violation::new(
+            "spec.jobReference.name",
+            format!("{kind} {}/{name} does not exist", ctx.namespace),
+            "name an existing FlinkDeployment or FlinkSessionJob in this namespace",
+        )),
+        Presence::Missing => {}
+        Presence::Unchecked(why) => warnings.push(format!(
+            "whether {kind} {}/{name} exists was not checked: {why}",
+            ctx.namespace
+        )),
+    }
+    (v, warnings)
 }
 
 /// Flink pods: resources present and within limits, images allowed.

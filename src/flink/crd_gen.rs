@@ -10,15 +10,20 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use super::crd::{FlinkDeployment, FlinkSessionJob};
+use super::state_snapshot::FlinkStateSnapshot;
 
 const PRESERVE: &str = "x-kubernetes-preserve-unknown-fields";
 
-/// Both CRDs, ready to apply.
+/// The three CRDs, ready to apply.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [FlinkDeployment::crd(), FlinkSessionJob::crd()]
-        .into_iter()
-        .map(tidy)
-        .collect()
+    [
+        FlinkDeployment::crd(),
+        FlinkSessionJob::crd(),
+        FlinkStateSnapshot::crd(),
+    ]
+    .into_iter()
+    .map(tidy)
+    .collect()
 }
 
 /// `<plural>.yaml` file name and YAML text of each CRD.
@@ -28,7 +33,7 @@ pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml_ng::Error> {
         .map(|crd| {
             let name = format!("{}.yaml", crd.spec.names.plural);
             let yaml = serde_yaml_ng::to_string(&crd)?;
-            Ok((name, format!("# Generated from src/flink/crd.rs by `flinkgate crds --out-dir deploy/crds`; do not edit.\n{yaml}")))
+            Ok((name, format!("# Generated from the types in src/flink by `flinkgate crds --out-dir deploy/crds`; do not edit.\n{yaml}")))
         })
         .collect()
 }

@@ -8,4 +8,5 @@ pub mod memory;
 pub mod pod;
 pub mod reconciled;
 pub mod schema;
+pub mod state_snapshot;
 pub mod version;

@@ -25,6 +25,14 @@ pub fn deployment_mode(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "string", "enum": ["native", "standalone"] })
 }
 
+pub fn job_kind(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "enum": ["FlinkDeployment", "FlinkSessionJob"] })
+}
+
+pub fn savepoint_format(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "enum": ["CANONICAL", "NATIVE", "UNKNOWN"] })
+}
+
 /// Flat string values or nested YAML, as the operator accepts both.
 pub fn flink_configuration(_: &mut SchemaGenerator) -> Schema {
     json_schema!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
