@@ -180,8 +180,23 @@ impl FlinkRestClient {
         jid: &str,
         target_directory: Option<&str>,
     ) -> Result<String, FlinkRestError> {
+        self.trigger_savepoint_as(jid, target_directory, None).await
+    }
+
+    /// As [`Self::trigger_savepoint`], in a given format (`CANONICAL`,
+    /// `NATIVE`); Flink's default when `None`.
+    pub async fn trigger_savepoint_as(
+        &self,
+        jid: &str,
+        target_directory: Option<&str>,
+        format_type: Option<&str>,
+    ) -> Result<String, FlinkRestError> {
         let url = self.url(&["jobs", jid, "savepoints"]);
-        let body = serde_json::json!({"target-directory": target_directory, "cancel-job": false});
+        let mut body =
+            serde_json::json!({"target-directory": target_directory, "cancel-job": false});
+        if let Some(format) = format_type {
+            body["formatType"] = serde_json::Value::String(format.to_owned());
+        }
         let t: Trigger = self
             .send_json(self.http.post(url.clone()).json(&body), url)
             .await?;
@@ -196,6 +211,45 @@ impl FlinkRestClient {
         let url = self.url(&["jobs", jid, "savepoints", trigger]);
         let s: OperationStatus = self.send_json(self.http.get(url.clone()), url).await?;
         Ok(progress_of(s))
+    }
+
+    /// Triggers a full checkpoint of a running job; returns the trigger id.
+    pub async fn trigger_checkpoint(&self, jid: &str) -> Result<String, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "checkpoints"]);
+        let body = serde_json::json!({"checkpointType": "FULL"});
+        let t: Trigger = self
+            .send_json(self.http.post(url.clone()).json(&body), url)
+            .await?;
+        Ok(t.request_id)
+    }
+
+    /// Where a triggered checkpoint stands; once complete, its location
+    /// (`external_path` of the checkpoint's details).
+    pub async fn checkpoint_progress(
+        &self,
+        jid: &str,
+        trigger: &str,
+    ) -> Result<SavepointProgress, FlinkRestError> {
+        let url = self.url(&["jobs", jid, "checkpoints", trigger]);
+        let s: OperationStatus = self.send_json(self.http.get(url.clone()), url).await?;
+        let id = (s.status.id == "COMPLETED")
+            .then(|| s.operation.as_ref()?.get("checkpointId")?.as_u64())
+            .flatten();
+        let Some(id) = id else {
+            return Ok(progress_of(s));
+        };
+        let url = self.url(&["jobs", jid, "checkpoints", "details", &id.to_string()]);
+        let details: serde_json::Value = self.send_json(self.http.get(url.clone()), url).await?;
+        Ok(
+            match details.get("external_path").and_then(|p| p.as_str()) {
+                Some(path) => SavepointProgress::Completed {
+                    location: path.to_owned(),
+                },
+                None => SavepointProgress::Failed {
+                    cause: format!("checkpoint {id} completed without an external path"),
+                },
+            },
+        )
     }
 
     /// Cancels the job (no savepoint).

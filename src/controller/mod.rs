@@ -13,6 +13,7 @@ pub mod pod_health;
 pub mod pod_template;
 pub mod resources;
 pub mod session_job;
+pub mod snapshot;
 pub mod status;
 
 use std::fmt::Debug;
@@ -29,6 +30,7 @@ use kube::{Api, Resource};
 use tokio_util::sync::CancellationToken;
 
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob};
+use crate::flink::state_snapshot::FlinkStateSnapshot;
 use crate::leader::Leadership;
 use crate::telemetry::{ReconcileKindLabels, ReconcileLabels};
 use context::{Context, ReconcileError};
@@ -95,6 +97,24 @@ async fn controllers(ctx: Arc<Context>) {
                     )
                 },
                 error_policy::<FlinkSessionJob>,
+                ctx.clone(),
+            )
+            .map(log_result)
+            .boxed();
+        runs.push(c);
+    }
+    for api in apis::<FlinkStateSnapshot>(&ctx) {
+        let c = Controller::new(api, watcher::Config::default())
+            .with_config(runtime_config(&ctx))
+            .run(
+                |s, ctx| {
+                    timed(
+                        "FlinkStateSnapshot",
+                        ctx.clone(),
+                        snapshot::reconcile(s, ctx),
+                    )
+                },
+                error_policy::<FlinkStateSnapshot>,
                 ctx.clone(),
             )
             .map(log_result)
