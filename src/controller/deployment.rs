@@ -190,6 +190,12 @@ async fn apply(
                     .unwrap_or_else(|| " (cancelled)".into());
                 ctx.event(d, false, "JobStopped", format!("job {jid} stopped{how}"))
                     .await;
+                let flat = crate::flink::config::flatten(d.spec.flink_configuration.as_ref());
+                if let Some(path) = &restore
+                    && super::snapshot::records_snapshots(&flat)
+                {
+                    super::snapshot::record_savepoint(ctx, d, "UPGRADE", path).await;
+                }
             } else if upgrade
                 && st.pointer("/jobStatus/state").and_then(Value::as_str) != Some("FINISHED")
             {
@@ -213,8 +219,10 @@ async fn apply(
             _ => job_id::next(&uid, job_id.as_deref()),
         };
         ctx.forget_taskmanager_exits(&format!("{ns}/{name}"));
-        if job_id.is_none() {
-            restore = job.and_then(|j| j.initial_savepoint_path.clone());
+        if job_id.is_none()
+            && let Some(j) = job
+        {
+            restore = super::snapshot::initial_state(ctx, &ns, j).await?;
         }
         let state = if upgrade {
             Lifecycle::Upgrading

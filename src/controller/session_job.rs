@@ -288,7 +288,8 @@ async fn submit_next(
     // later ones from the savepoint the previous job stopped with (or none,
     // when it was cancelled), which stop_job recorded.
     let restore = if first {
-        job.spec.initial_savepoint_path.clone()
+        let ns = job.obj.metadata.namespace.clone().unwrap_or_default();
+        super::snapshot::initial_state(job.ctx, &ns, job.spec).await?
     } else {
         job.job_status("upgradeSavepointPath").map(str::to_owned)
     };
@@ -490,6 +491,10 @@ async fn finish_pending_savepoint(
             format!("{kind} savepoint of job {jid} at {location}"),
         )
         .await;
+    let flat = crate::flink::config::flatten(job.obj.spec.flink_configuration.as_ref());
+    if super::snapshot::records_snapshots(&flat) {
+        super::snapshot::record_savepoint(job.ctx, job.obj, &kind, &location).await;
+    }
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use super::context::{Context, ReconcileError};
 use super::flink_api::SavepointProgress;
 use crate::collector::flink_rest::FlinkRestClient;
 use crate::flink::config::{self, SAVEPOINT_DIR_KEYS};
-use crate::flink::crd::{FlinkDeployment, FlinkSessionJob};
+use crate::flink::crd::{FlinkDeployment, FlinkSessionJob, JobSpec};
 use crate::flink::state_snapshot::{
     FlinkStateSnapshot, FlinkStateSnapshotSpec, FlinkStateSnapshotStatus, KIND_FLINK_DEPLOYMENT,
     KIND_FLINK_SESSION_JOB, LABEL_JOB_REFERENCE_KIND, LABEL_JOB_REFERENCE_NAME,
@@ -112,7 +112,122 @@ pub fn labels(snapshot: &FlinkStateSnapshot, state: SnapshotState) -> Value {
     labels
 }
 
+/// Whether the job's configuration keeps the operator's default of
+/// recording its savepoints as FlinkStateSnapshot resources.
+pub fn records_snapshots(flat: &std::collections::BTreeMap<String, String>) -> bool {
+    flat.get(SNAPSHOT_RESOURCE_ENABLED)
+        .and_then(|v| config::parse_bool(v))
+        .unwrap_or(true)
+}
+
+const SNAPSHOT_RESOURCE_ENABLED: &str = "kubernetes.operator.snapshot.resource.enabled";
+
+/// The FlinkStateSnapshot recording a savepoint the controller took itself
+/// (`trigger_type` UPGRADE or MANUAL), named as the operator names them:
+/// `<resource>-savepoint-<trigger type>-<millis>`.
+pub fn recorded_savepoint(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    trigger_type: &str,
+    path: &str,
+    millis: i64,
+) -> Value {
+    json!({
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkStateSnapshot",
+        "metadata": {
+            "name": format!("{name}-savepoint-{}-{millis}", trigger_type.to_lowercase()),
+            "namespace": namespace,
+            "labels": {LABEL_TRIGGER_TYPE: trigger_type},
+        },
+        "spec": {
+            "jobReference": {"kind": kind, "name": name},
+            "savepoint": {"path": path, "alreadyExists": true, "formatType": "CANONICAL",
+                          "disposeOnDelete": false},
+            "backoffLimit": 0,
+        },
+    })
+}
+
 // --- doing it ---------------------------------------------------------------
+
+/// Where a first start restores from: `initialStateReference` (a path, or a
+/// COMPLETED FlinkStateSnapshot by name), else `initialSavepointPath`. A
+/// referenced snapshot that is not COMPLETED yet makes the start wait.
+pub async fn initial_state(
+    ctx: &Context,
+    namespace: &str,
+    job: &JobSpec,
+) -> Result<Option<String>, ReconcileError> {
+    let Some(reference) = &job.initial_state_reference else {
+        return Ok(job.initial_savepoint_path.clone());
+    };
+    if let Some(path) = reference.path.clone().filter(|p| !p.is_empty()) {
+        return Ok(Some(path));
+    }
+    let Some(name) = reference.name.as_deref() else {
+        return Ok(job.initial_savepoint_path.clone());
+    };
+    let ns = reference.namespace.as_deref().unwrap_or(namespace);
+    let api: Api<FlinkStateSnapshot> = Api::namespaced(ctx.client.clone(), ns);
+    let snapshot = api.get_opt(name).await?.ok_or_else(|| {
+        ReconcileError::Invalid(format!(
+            "spec.job.initialStateReference: FlinkStateSnapshot {ns}/{name} does not exist"
+        ))
+    })?;
+    let status = snapshot.status.unwrap_or_default();
+    match (status.state, status.path) {
+        (Some(SnapshotState::Completed), Some(path)) => Ok(Some(path)),
+        (Some(SnapshotState::Failed | SnapshotState::Abandoned), _) => {
+            Err(ReconcileError::Invalid(format!(
+                "spec.job.initialStateReference: FlinkStateSnapshot {ns}/{name} did not complete ({})",
+                status.error.unwrap_or_default()
+            )))
+        }
+        _ => Err(ReconcileError::Waiting(format!(
+            "FlinkStateSnapshot {ns}/{name} to complete before the job starts from it"
+        ))),
+    }
+}
+
+/// Records a savepoint the controller took as a FlinkStateSnapshot (the
+/// snapshot controller then marks it COMPLETED). A failure is logged and
+/// an Event, never an error of the reconcile that took the savepoint.
+pub async fn record_savepoint<K>(ctx: &Context, owner: &K, trigger_type: &str, path: &str)
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let ns = owner.meta().namespace.clone().unwrap_or_default();
+    let name = owner.meta().name.clone().unwrap_or_default();
+    let kind = K::kind(&()).to_string();
+    let doc = recorded_savepoint(
+        &kind,
+        &ns,
+        &name,
+        trigger_type,
+        path,
+        super::status::now_millis(),
+    );
+    let api: Api<FlinkStateSnapshot> = Api::namespaced(ctx.client.clone(), &ns);
+    let created = match serde_json::from_value::<FlinkStateSnapshot>(doc) {
+        Ok(snapshot) => api
+            .create(&kube::api::PostParams::default(), &snapshot)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = created {
+        tracing::warn!(kind, namespace = ns, name, error = %e, "cannot record the savepoint as a FlinkStateSnapshot");
+        ctx.event(
+            owner,
+            true,
+            "SnapshotNotRecorded",
+            format!("savepoint {path}: {e}"),
+        )
+        .await;
+    }
+}
 
 pub async fn reconcile(
     snapshot: Arc<FlinkStateSnapshot>,
@@ -399,6 +514,33 @@ mod tests {
         assert_eq!(p["error"], "boom");
         // 0: no retry.
         assert_eq!(after_failure(None, Some(0), "boom", now)["state"], "FAILED");
+    }
+
+    #[test]
+    fn savepoints_taken_are_recorded_as_the_operator_names_them() {
+        let doc = recorded_savepoint(
+            "FlinkSessionJob",
+            "ns",
+            "job",
+            "UPGRADE",
+            "file:///sp/1",
+            42,
+        );
+        assert_eq!(doc["metadata"]["name"], "job-savepoint-upgrade-42");
+        let snap: FlinkStateSnapshot = serde_json::from_value(doc).unwrap();
+        assert!(snap.spec.already_exists());
+        assert_eq!(
+            next_step(&snap.spec, None),
+            Step::Record {
+                path: "file:///sp/1".into()
+            }
+        );
+        let off = std::collections::BTreeMap::from([(
+            SNAPSHOT_RESOURCE_ENABLED.to_string(),
+            "false".to_string(),
+        )]);
+        assert!(!records_snapshots(&off));
+        assert!(records_snapshots(&Default::default()));
     }
 
     #[test]

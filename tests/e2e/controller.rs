@@ -298,6 +298,27 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         Some("FINISHED"),
         "stopped with the savepoint"
     );
+    // Recorded as a FlinkStateSnapshot, as the operator does by default.
+    wait(
+        "the suspend savepoint is a COMPLETED FlinkStateSnapshot",
+        Duration::from_secs(30),
+        || {
+            let out = c.must(
+                &[
+                    "get",
+                    "flinkstatesnapshots",
+                    "-n",
+                    NAMESPACE,
+                    "-l",
+                    "snapshot.trigger-type=UPGRADE,job-reference.name=topspeed,snapshot.state=COMPLETED",
+                    "-o",
+                    "jsonpath={.items[*].status.path}",
+                ],
+                None,
+            );
+            out.split_whitespace().any(|p| p == savepoint)
+        },
+    );
 
     // 4. Resume: the next id, restored from that savepoint.
     c.must(
@@ -346,6 +367,110 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         Some("RUNNING"),
         "still running"
     );
+
+    // 5b. FlinkStateSnapshot resources: a savepoint and a checkpoint of the
+    // running job, taken through Flink's REST API by the controller.
+    for (name, kind_spec) in [
+        ("topspeed-sp", "savepoint: {formatType: CANONICAL}"),
+        ("topspeed-cp", "checkpoint: {}"),
+    ] {
+        let snapshot = format!(
+            "apiVersion: flink.apache.org/v1beta1\nkind: FlinkStateSnapshot\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\nspec:\n  backoffLimit: 1\n  jobReference: {{kind: FlinkSessionJob, name: topspeed}}\n  {kind_spec}\n"
+        );
+        c.must(&["apply", "-f", "-"], Some(&snapshot));
+        wait(
+            &format!("{name} is COMPLETED"),
+            Duration::from_secs(60),
+            || {
+                let s = status(c, "flinkstatesnapshot", name);
+                assert_ne!(str_at(&s, "/state"), "FAILED", "{name}: {s}");
+                str_at(&s, "/state") == "COMPLETED"
+            },
+        );
+        let s = status(c, "flinkstatesnapshot", name);
+        assert!(!str_at(&s, "/path").is_empty(), "{name}: {s}");
+        assert!(!str_at(&s, "/resultTimestamp").is_empty(), "{name}: {s}");
+        let labels = c.must(
+            &[
+                "get",
+                "flinkstatesnapshot",
+                "-n",
+                NAMESPACE,
+                name,
+                "-o",
+                "jsonpath={.metadata.labels}",
+            ],
+            None,
+        );
+        assert!(
+            labels.contains("\"snapshot.state\":\"COMPLETED\""),
+            "{labels}"
+        );
+        assert!(
+            labels.contains("\"job-reference.name\":\"topspeed\""),
+            "{labels}"
+        );
+    }
+    let sp = str_at(&status(c, "flinkstatesnapshot", "topspeed-sp"), "/path").to_string();
+    assert!(
+        sp.contains("savepoint-") && Path::new(sp.trim_start_matches("file:")).exists(),
+        "the snapshot's savepoint {sp} exists on disk"
+    );
+    assert_eq!(
+        flink_job_state(rest, &second).as_deref(),
+        Some("RUNNING"),
+        "snapshots leave the job running"
+    );
+    // A new job starts from the snapshot (spec.job.initialStateReference).
+    let copy = format!(
+        "{}    initialStateReference: {{name: topspeed-sp}}\n",
+        session_job("topspeed-copy", jar_url, "running", None)
+    );
+    c.must(&["apply", "-f", "-"], Some(&copy));
+    let copy_uid = uid(c, "flinksessionjob", "topspeed-copy");
+    let copy_id = flinkgate::controller::job_id::job_id(&copy_uid, 1);
+    wait(
+        "the job started from the snapshot is RUNNING",
+        Duration::from_secs(90),
+        || {
+            str_at(
+                &status(c, "flinksessionjob", "topspeed-copy"),
+                "/jobStatus/state",
+            ) == "RUNNING"
+        },
+    );
+    let restored = flink_get(rest, &format!("/jobs/{copy_id}/checkpoints")).and_then(|v| {
+        v.pointer("/latest/restored/external_path")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    assert_eq!(
+        restored.as_deref(),
+        Some(sp.as_str()),
+        "restored from the snapshot's savepoint"
+    );
+    c.must(
+        &[
+            "delete",
+            "flinksessionjob",
+            "-n",
+            NAMESPACE,
+            "topspeed-copy",
+            "--wait=false",
+        ],
+        None,
+    );
+    wait("the copy is deleted", Duration::from_secs(60), || {
+        gone(c, "flinksessionjob", "topspeed-copy")
+    });
+    // A snapshot of a job that does not exist is refused by the webhook.
+    let (ok, _, err) = c.kubectl(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: flink.apache.org/v1beta1\nkind: FlinkStateSnapshot\nmetadata:\n  name: nowhere\n  namespace: {NAMESPACE}\nspec:\n  jobReference: {{kind: FlinkSessionJob, name: no-such-job}}\n  savepoint: {{}}\n"
+        )),
+    );
+    assert!(!ok && err.contains("no-such-job does not exist"), "{err}");
 
     // 6. restartNonce: an upgrade along the same path (savepoint, next id).
     let restarted = format!(
