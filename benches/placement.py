@@ -314,6 +314,8 @@ def heal_phase(c, args, t0):
     time.sleep(args.settle)
     samples, marks = [], []
 
+    node_scores = []  # (t, {node: F_n}) through the phase, to see why it moves or not
+
     def sample_for(seconds):
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -323,6 +325,10 @@ def heal_phase(c, args, t0):
                 rate = None  # restarting: its JobManager answers again shortly
             t = round(time.monotonic() - t0, 1)
             samples.append((t, rate or 0.0))
+            scores, _ = performance(c, name)
+            node_scores.append((t, scores))
+            if len(node_scores) % 6 == 0:
+                log("heal: F_n " + ", ".join(f"{n} {v:.2f}" for n, v in sorted(scores.items())))
             moves = rebalance_moves(c, name)
             if moves > sum(1 for _, what in marks if what.startswith("moved")):
                 marks.append((t, f"moved TaskManager {int(moves)}"))
@@ -362,7 +368,8 @@ def heal_phase(c, args, t0):
             f"({moves} moves, low {dip:.0f} rec/s)")
     return {"label": "heal", "placement": FLINKGATE, "samples": samples, "marks": marks,
             "before": before, "slowed_node": victim, "moves": moves,
-            "recovered_after_seconds": recovered, "taskmanager_nodes": nodes}
+            "recovered_after_seconds": recovered, "taskmanager_nodes": nodes,
+            "node_scores": node_scores}
 
 
 def main():

@@ -10,7 +10,7 @@
 # (installed from PyPI into a cached venv) and tears the cluster down.
 #
 # Output, in $OUT (default /tmp/flinkgate-placement):
-#   results.json, throughput.csv, placement.png
+#   results.json, throughput.csv, placement.png, flinkgate*.log
 # and, as the last line on stdout:
 #   placement gain: +NN% (default-scheduler R1 rec/s, flinkgate R2 rec/s, 3 runs)
 #
@@ -48,6 +48,8 @@ fi
 
 cleanup() {
   local rc=$?
+  # flinkgate's own account of what it measured and moved, for the record.
+  cp "$DIR"/logs/flinkgate*.log "$OUT"/ 2>/dev/null || true
   if [ -z "${KEEP_CLUSTER:-}" ]; then
     "$CLUSTER" down --dir "$DIR" >&2 || true
   else

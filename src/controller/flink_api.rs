@@ -238,18 +238,32 @@ impl FlinkRestClient {
         let Some(id) = id else {
             return Ok(progress_of(s));
         };
+        // The statistics of a just-completed checkpoint reach the REST API
+        // a moment later (measured on Flink 1.20: a 404 at first).
         let url = self.url(&["jobs", jid, "checkpoints", "details", &id.to_string()]);
-        let details: serde_json::Value = self.send_json(self.http.get(url.clone()), url).await?;
-        Ok(
-            match details.get("external_path").and_then(|p| p.as_str()) {
-                Some(path) => SavepointProgress::Completed {
-                    location: path.to_owned(),
-                },
-                None => SavepointProgress::Failed {
-                    cause: format!("checkpoint {id} completed without an external path"),
-                },
+        let details: serde_json::Value = match self.send_json(self.http.get(url.clone()), url).await
+        {
+            Err(e) if e.is_not_found() => return Ok(SavepointProgress::InProgress),
+            other => other?,
+        };
+        let status = details.get("status").and_then(|s| s.as_str());
+        let path = details.get("external_path").and_then(|p| p.as_str());
+        Ok(match (status, path) {
+            (Some("COMPLETED"), Some(path)) => SavepointProgress::Completed {
+                location: path.to_owned(),
             },
-        )
+            (Some("FAILED"), _) => SavepointProgress::Failed {
+                cause: details
+                    .get("failure_message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("the checkpoint failed")
+                    .to_owned(),
+            },
+            (Some("COMPLETED"), None) => SavepointProgress::Failed {
+                cause: format!("checkpoint {id} completed without an external path"),
+            },
+            _ => SavepointProgress::InProgress,
+        })
     }
 
     /// Cancels the job (no savepoint).

@@ -86,6 +86,25 @@ pub fn after_failure(
     }
 }
 
+/// Whether a snapshot in progress has waited longer than `limit` since
+/// its trigger (an unreadable timestamp never counts as too long).
+pub fn waited_too_long(
+    status: Option<&FlinkStateSnapshotStatus>,
+    now: &str,
+    limit: Duration,
+) -> bool {
+    let parse = |t: &str| t.parse::<Timestamp>().ok();
+    let (Some(triggered), Some(now)) = (
+        status
+            .and_then(|s| s.trigger_timestamp.as_deref())
+            .and_then(parse),
+        parse(now),
+    ) else {
+        return false;
+    };
+    now.duration_since(triggered).as_secs().max(0) as u64 > limit.as_secs()
+}
+
 /// The labels the operator puts on a snapshot, for selecting them.
 pub fn labels(snapshot: &FlinkStateSnapshot, state: SnapshotState) -> Value {
     let spec = &snapshot.spec;
@@ -252,6 +271,15 @@ pub async fn reconcile(
             Err(e) => after_failure(status, snapshot.spec.backoff_limit, &e.to_string(), &now),
         },
         Step::Poll { trigger_id } => match poll(&snapshot, &ns, &trigger_id, &ctx).await {
+            Ok(SavepointProgress::InProgress)
+                if waited_too_long(status, &now, ctx.config.savepoint_timeout) =>
+            {
+                let why = format!(
+                    "not complete {}s after its trigger",
+                    ctx.config.savepoint_timeout.as_secs()
+                );
+                after_failure(status, snapshot.spec.backoff_limit, &why, &now)
+            }
             Ok(SavepointProgress::InProgress) => return Ok(Action::requeue(POLL)),
             Ok(SavepointProgress::Completed { location }) => json!({
                 "state": SnapshotState::Completed, "path": location,
@@ -541,6 +569,16 @@ mod tests {
         )]);
         assert!(!records_snapshots(&off));
         assert!(records_snapshots(&Default::default()));
+    }
+
+    #[test]
+    fn a_snapshot_in_progress_times_out() {
+        let st = status(json!({"state": "IN_PROGRESS", "triggerId": "t",
+                                "triggerTimestamp": "2026-12-05T10:00:00Z"}));
+        let limit = Duration::from_secs(600);
+        assert!(!waited_too_long(Some(&st), "2026-12-05T10:09:00Z", limit));
+        assert!(waited_too_long(Some(&st), "2026-12-05T10:11:00Z", limit));
+        assert!(!waited_too_long(None, "2026-12-05T10:11:00Z", limit));
     }
 
     #[test]

@@ -36,11 +36,14 @@ spec:
   serviceAccount: flink
   flinkConfiguration:
     state.savepoints.dir: file://{}
+    # savepoint upgrades need a checkpoint directory too (the operator's rule)
+    state.checkpoints.dir: file://{}/checkpoints
   jobManager:
     resource: {{memory: 2048m, cpu: 1}}
   taskManager:
     resource: {{memory: 2048m, cpu: 1}}
 "#,
+        savepoints.display(),
         savepoints.display()
     )
 }
