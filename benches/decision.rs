@@ -5,9 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use flinkgate::admission::cluster_view::NoClusterView;
 use flinkgate::admission::decide::{Endpoint, decide};
 use flinkgate::admission::review;
-use flinkgate::admission::cluster_view::NoClusterView;
 use flinkgate::policy::Policy;
 
 // mimalloc: admission decisions allocate many small JSON nodes; it cuts

@@ -78,7 +78,11 @@ fn hooks() -> Vec<Hook> {
             rules: vec![rule(
                 "flink.apache.org",
                 "v1beta1",
-                &["flinkdeployments", "flinksessionjobs", "flinkstatesnapshots"],
+                &[
+                    "flinkdeployments",
+                    "flinksessionjobs",
+                    "flinkstatesnapshots",
+                ],
                 &["CREATE", "UPDATE"],
             )],
             object_selector: None,
