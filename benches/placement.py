@@ -280,6 +280,10 @@ def heal_phase(c, args, t0):
     cooldown); the time to recover is from the slowdown until the
     throughput is back to 90 % of what it was before, for three samples."""
     name = "cpu-heal"
+    # The placement phases' slow node recovers: this phase starts from a
+    # healthy cluster in which one node then becomes slow (else replacements
+    # could land on a node that is still slow once its old figures expire).
+    slow_node(c, f"{args.slow_node}=off")
     # Tuned for reacting within minutes (the defaults favour stable scores):
     # F_n is a decayed mean, so with the default 300 s half-life a node that
     # was fast keeps its history for 10+ minutes; a 60 s half-life needs
@@ -403,6 +407,8 @@ def main():
                     help="scheduling.rebalance.belowFloorSeconds in that phase")
     ap.add_argument("--heal-cooldown", type=float, default=30,
                     help="scheduling.rebalance.cooldownSeconds in that phase")
+    ap.add_argument("--slow-node", default="node-2",
+                    help="the node the cluster was started slow on (cluster up --slow-node)")
     ap.add_argument("--heal-floor", type=float, default=0.7,
                     help="scheduling.floor in that phase")
     ap.add_argument("--heal-half-life", type=float, default=60,

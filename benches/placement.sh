@@ -63,7 +63,7 @@ trap cleanup EXIT INT TERM
 "$CLUSTER" up --dir "$DIR" --nodes 0 --real-nodes 3 --slow-node "$SLOW=$FRACTION" >&2
 mkdir -p "$OUT"
 python3 "$ROOT/benches/placement.py" --dir "$DIR" --kubectl "$KUBECTL" --repo "$ROOT" \
-  --out "$OUT" "$@" > "$OUT/summary.txt"
+  --out "$OUT" --slow-node "$SLOW" "$@" > "$OUT/summary.txt"
 "$VENV/bin/python" "$ROOT/benches/placement_plot.py" "$OUT/results.json" "$OUT/placement.png"
 echo "placement: plot in $OUT/placement.png" >&2
 tail -n 1 "$OUT/summary.txt"
