@@ -1,4 +1,5 @@
-//! Building a Kubernetes client: an explicit kubeconfig, else in-cluster, else none.
+//! Building a Kubernetes client (an explicit kubeconfig, else in-cluster,
+//! else none), and the watches built on it.
 
 use std::path::Path;
 
@@ -58,4 +59,42 @@ pub fn configmap_changes(
         };
         std::future::ready(change)
     })
+}
+
+/// A store of `api`'s objects matching `config`, kept current by a task
+/// until `stop` (watch errors are logged and retried with backoff). `what`
+/// names the watch in logs.
+pub fn spawn_store<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    stop: tokio_util::sync::CancellationToken,
+    what: &'static str,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                next = stream.next() => match next {
+                    None => return,
+                    Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch error; retrying"),
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    });
+    store
 }

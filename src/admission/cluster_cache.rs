@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::StreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
 use super::cluster_view::{ClusterView, Presence, SessionCluster};
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob};
 use crate::flink::state_snapshot::KIND_FLINK_DEPLOYMENT;
+use crate::kubeclient::spawn_store;
 
 pub struct ClusterCache {
     deployments: Watched<FlinkDeployment>,
@@ -38,37 +38,18 @@ where
         + Sync
         + 'static,
 {
-    fn start(client: Client, stop: CancellationToken) -> Self {
-        let kind = K::kind(&()).to_string();
-        let (store, writer) = reflector::store();
+    fn start(client: Client, stop: CancellationToken, what: &'static str) -> Self {
         let api: Api<K> = Api::all(client);
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .touched_objects();
+        let store = spawn_store(api, watcher::Config::default(), stop.clone(), what);
         let synced = Arc::new(AtomicBool::new(false));
         let ready = store.clone();
         let flag = synced.clone();
-        let ready_stop = stop.clone();
-        let ready_kind = kind.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = ready_stop.cancelled() => {}
+                _ = stop.cancelled() => {}
                 r = ready.wait_until_ready() => if r.is_ok() {
                     flag.store(true, Ordering::Release);
-                    tracing::info!(kind = %ready_kind, "watch cache synced; the rules that need it use it");
-                }
-            }
-        });
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    next = stream.next() => match next {
-                        None => return,
-                        Some(Err(e)) => tracing::warn!(kind = %kind, error = %e, "watch error; retrying"),
-                        Some(Ok(_)) => {}
-                    }
+                    tracing::info!(watch = what, "watch cache synced; the rules that need it use it");
                 }
             }
         });
@@ -90,8 +71,8 @@ where
 impl ClusterCache {
     pub fn start(client: Client, stop: CancellationToken) -> Arc<Self> {
         Arc::new(Self {
-            deployments: Watched::start(client.clone(), stop.clone()),
-            session_jobs: Watched::start(client, stop),
+            deployments: Watched::start(client.clone(), stop.clone(), "FlinkDeployments"),
+            session_jobs: Watched::start(client, stop, "FlinkSessionJobs"),
         })
     }
 }

@@ -5,10 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
@@ -65,28 +64,13 @@ impl PodCache {
             format!("{COMPONENT_LABEL}=taskmanager"),
             format!("{FLINKGATE_COMPONENT_LABEL}=taskmanager"),
         ] {
-            let (reader, writer) = reflector::store();
             let api: Api<Pod> = Api::all(client.clone());
-            let stream = reflector::reflector(
-                writer,
-                watcher(api, watcher::Config::default().labels(&selector)),
-            )
-            .default_backoff()
-            .touched_objects();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut stream = std::pin::pin!(stream);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        next = stream.next() => match next {
-                            None => return,
-                            Some(Err(e)) => tracing::debug!(error = %e, "TaskManager pod watch error; retrying"),
-                            Some(Ok(_)) => {}
-                        }
-                    }
-                }
-            });
+            let reader = crate::kubeclient::spawn_store(
+                api,
+                watcher::Config::default().labels(&selector),
+                stop.clone(),
+                "TaskManager pods",
+            );
             stores.push(reader);
         }
         Arc::new(PodCache { stores })

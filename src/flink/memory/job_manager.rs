@@ -135,13 +135,7 @@ fn jm_flink_from_total(c: &Conf, total: &Total) -> Result<(u64, u64)> {
 mod tests {
     use super::super::size::{GIB, MIB};
     use super::*;
-
-    fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::flink::memory::conf;
 
     fn jm(pairs: &[(&str, &str)]) -> std::result::Result<JobManagerMemory, MemoryModelError> {
         derive(&conf(pairs))

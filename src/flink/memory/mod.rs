@@ -175,3 +175,12 @@ mod tests {
         }
     }
 }
+
+/// A flat configuration from pairs, for the tests of the submodules.
+#[cfg(test)]
+fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -424,13 +424,7 @@ fn tm_cpu_and_slots(c: &Conf) -> Result<(f64, i32)> {
 mod tests {
     use super::super::size::{GIB, MIB, multiply};
     use super::*;
-
-    fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::flink::memory::conf;
 
     fn tm(pairs: &[(&str, &str)]) -> std::result::Result<TaskManagerMemory, MemoryModelError> {
         derive(&conf(pairs))
