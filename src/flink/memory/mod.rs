@@ -83,6 +83,15 @@ pub fn job_manager(conf: &BTreeMap<String, String>) -> Result<JobManagerMemory, 
     job_manager::derive(conf)
 }
 
+/// A flat configuration from pairs, for the tests of the submodules.
+#[cfg(test)]
+fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,13 +183,4 @@ mod tests {
             }
         }
     }
-}
-
-/// A flat configuration from pairs, for the tests of the submodules.
-#[cfg(test)]
-fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
