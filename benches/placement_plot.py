@@ -23,6 +23,13 @@ def main(results_path, out_path):
     with open(results_path) as f:
         results = json.load(f)
     heal = results.get("heal")
+    if heal and not results["runs"]:
+        # Only the heal phase ran (--reps 0): one plot.
+        fig, heal_ax = plt.subplots(figsize=(10, 5.5))
+        plot_heal(heal_ax, heal)
+        fig.tight_layout()
+        fig.savefig(out_path, dpi=110)
+        return
     if heal:
         fig, (ax, heal_ax) = plt.subplots(2, 1, figsize=(10, 10))
     else:
