@@ -206,6 +206,14 @@ async fn apply(
             }
         }
     }
+    // A new savepointRedeployNonce: restart from the initial state instead
+    // of the savepoint the stop took.
+    if upgrade
+        && status::redeploy_requested(last_spec.as_ref(), &spec_json)
+        && let Some(j) = job
+    {
+        restore = super::snapshot::initial_state(ctx, &ns, j).await?;
+    }
     if app && want_running && (job_id.is_none() || suspended || upgrade) {
         // A first start, a resume or an upgrade: the next deterministic id,
         // persisted before the JobManager that runs it exists.

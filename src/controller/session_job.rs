@@ -287,7 +287,10 @@ async fn submit_next(
     // The first submission may start from spec.job.initialSavepointPath;
     // later ones from the savepoint the previous job stopped with (or none,
     // when it was cancelled), which stop_job recorded.
-    let restore = if first {
+    // A new savepointRedeployNonce also starts from the initial state.
+    let last =
+        crate::flink::reconciled::last_reconciled_spec(job.status.get("reconciliationStatus"));
+    let restore = if first || status::redeploy_requested(last.as_ref(), spec_json) {
         let ns = job.obj.metadata.namespace.clone().unwrap_or_default();
         super::snapshot::initial_state(job.ctx, &ns, job.spec).await?
     } else {

@@ -99,6 +99,23 @@ pub fn upgrade_relevant(spec: &Value) -> Value {
            "restartNonce": spec.get("restartNonce")})
 }
 
+/// Whether `spec` asks for a redeploy from its initial state, as the
+/// operator's `savepointRedeployNonce` does: a nonce that is set and differs
+/// from the deployed spec's. The job then restarts from
+/// `initialSavepointPath` (or `initialStateReference`), not from the
+/// savepoint its stop took.
+pub fn redeploy_requested(last: Option<&Value>, spec: &Value) -> bool {
+    let nonce = |s: &Value| {
+        s.pointer("/job/savepointRedeployNonce")
+            .filter(|n| !n.is_null())
+            .cloned()
+    };
+    match (last, nonce(spec)) {
+        (Some(l), Some(n)) => nonce(l) != Some(n),
+        _ => false,
+    }
+}
+
 /// Fields that change on every write and say nothing new by themselves.
 const VOLATILE: &[&str] = &["reconciliationTimestamp", "updateTime"];
 
@@ -131,6 +148,23 @@ fn strip(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_redeploy_nonce_asks_for_a_redeploy() {
+        let with = |n: Value| json!({"job": {"savepointRedeployNonce": n}});
+        assert!(redeploy_requested(Some(&with(json!(1))), &with(json!(2))));
+        assert!(redeploy_requested(
+            Some(&json!({"job": {}})),
+            &with(json!(1))
+        ));
+        assert!(!redeploy_requested(Some(&with(json!(2))), &with(json!(2))));
+        assert!(!redeploy_requested(
+            Some(&with(json!(2))),
+            &json!({"job": {}})
+        ));
+        // Before the first deployment the initial state is used anyway.
+        assert!(!redeploy_requested(None, &with(json!(1))));
+    }
     use crate::flink::reconciled::last_reconciled_spec;
 
     #[test]

@@ -508,7 +508,33 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
     });
     assert_eq!(restored.as_deref(), Some(upgrade_savepoint.as_str()));
     assert_eq!(flink_job_state(rest, &second).as_deref(), Some("FINISHED"));
-    let second = third;
+    // 6b. savepointRedeployNonce: restart from initialSavepointPath (the
+    // snapshot's savepoint), not from the savepoint the stop takes.
+    let redeploy = format!(
+        "{}    savepointRedeployNonce: 1\n    initialSavepointPath: {sp}\n  restartNonce: 1\n",
+        session_job("topspeed", jar_url, "running", Some(7))
+    );
+    c.must(&["apply", "-f", "-"], Some(&redeploy));
+    let fourth = flinkgate::controller::job_id::job_id(&job_uid, 4);
+    wait(
+        "the redeployed job is RUNNING",
+        Duration::from_secs(90),
+        || {
+            let s = status(c, "flinksessionjob", "topspeed");
+            str_at(&s, "/jobStatus/jobId") == fourth && str_at(&s, "/jobStatus/state") == "RUNNING"
+        },
+    );
+    let restored = flink_get(rest, &format!("/jobs/{fourth}/checkpoints")).and_then(|v| {
+        v.pointer("/latest/restored/external_path")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    assert_eq!(
+        restored.as_deref(),
+        Some(sp.as_str()),
+        "redeployed from initialSavepointPath"
+    );
+    let second = fourth;
 
     let reasons = events(c, "topspeed");
     for r in [
