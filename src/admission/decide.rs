@@ -215,7 +215,7 @@ struct ResourceView<S> {
     metadata: MetaLabels,
     #[serde(default)]
     spec: Option<S>,
-    #[serde(default, deserialize_with = "lenient_status")]
+    #[serde(default, deserialize_with = "lenient")]
     status: Option<StatusView>,
 }
 
@@ -233,7 +233,11 @@ struct ReconciliationView {
 
 /// The status is the operator's: a shape flinkgate does not expect makes
 /// the spec-change rules skip, never the object malformed.
-fn lenient_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<StatusView>, D::Error> {
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
 }
@@ -448,7 +452,7 @@ fn spec_unchanged(s: &Subject, obj: Source, old: Option<Source>) -> bool {
 
 #[derive(Deserialize)]
 struct SnapshotStatusView {
-    #[serde(default, deserialize_with = "lenient_snapshot_status")]
+    #[serde(default, deserialize_with = "lenient")]
     status: Option<SnapshotStateView>,
 }
 
@@ -456,13 +460,6 @@ struct SnapshotStatusView {
 struct SnapshotStateView {
     #[serde(default)]
     state: Option<SnapshotState>,
-}
-
-fn lenient_snapshot_status<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<SnapshotStateView>, D::Error> {
-    let v = Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).ok())
 }
 
 /// `status.state` of a FlinkStateSnapshot, when it has one flinkgate can read.

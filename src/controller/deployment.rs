@@ -190,9 +190,8 @@ async fn apply(
                     .unwrap_or_else(|| " (cancelled)".into());
                 ctx.event(d, false, "JobStopped", format!("job {jid} stopped{how}"))
                     .await;
-                let flat = crate::flink::config::flatten(d.spec.flink_configuration.as_ref());
                 if let Some(path) = &restore
-                    && super::snapshot::records_snapshots(&flat)
+                    && super::snapshot::records_snapshots(d.spec.flink_configuration.as_ref())
                 {
                     super::snapshot::record_savepoint(ctx, d, "UPGRADE", path).await;
                 }

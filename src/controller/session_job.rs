@@ -494,8 +494,7 @@ async fn finish_pending_savepoint(
             format!("{kind} savepoint of job {jid} at {location}"),
         )
         .await;
-    let flat = crate::flink::config::flatten(job.obj.spec.flink_configuration.as_ref());
-    if super::snapshot::records_snapshots(&flat) {
+    if super::snapshot::records_snapshots(job.obj.spec.flink_configuration.as_ref()) {
         super::snapshot::record_savepoint(job.ctx, job.obj, &kind, &location).await;
     }
     Ok(())

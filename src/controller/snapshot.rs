@@ -133,9 +133,9 @@ pub fn labels(snapshot: &FlinkStateSnapshot, state: SnapshotState) -> Value {
 
 /// Whether the job's configuration keeps the operator's default of
 /// recording its savepoints as FlinkStateSnapshot resources.
-pub fn records_snapshots(flat: &std::collections::BTreeMap<String, String>) -> bool {
-    flat.get(SNAPSHOT_RESOURCE_ENABLED)
-        .and_then(|v| config::parse_bool(v))
+pub fn records_snapshots(cfg: Option<&crate::flink::crd::FlinkConfiguration>) -> bool {
+    config::get(cfg, SNAPSHOT_RESOURCE_ENABLED)
+        .and_then(|v| config::parse_bool(&v))
         .unwrap_or(true)
 }
 
@@ -563,12 +563,16 @@ mod tests {
                 path: "file:///sp/1".into()
             }
         );
-        let off = std::collections::BTreeMap::from([(
-            SNAPSHOT_RESOURCE_ENABLED.to_string(),
-            "false".to_string(),
-        )]);
-        assert!(!records_snapshots(&off));
-        assert!(records_snapshots(&Default::default()));
+        let off: crate::flink::crd::FlinkConfiguration =
+            serde_json::from_value(json!({SNAPSHOT_RESOURCE_ENABLED: "false"})).unwrap();
+        assert!(!records_snapshots(Some(&off)));
+        // Nested YAML is read too, and the default is on.
+        let nested: crate::flink::crd::FlinkConfiguration = serde_json::from_value(
+            json!({"kubernetes.operator": {"snapshot.resource.enabled": "false"}}),
+        )
+        .unwrap();
+        assert!(!records_snapshots(Some(&nested)));
+        assert!(records_snapshots(None));
     }
 
     #[test]

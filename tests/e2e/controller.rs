@@ -70,6 +70,15 @@ spec:
     )
 }
 
+/// The savepoint or checkpoint Flink says job `jid` was restored from.
+fn restored_from(rest: &str, jid: &str) -> Option<String> {
+    flink_get(rest, &format!("/jobs/{jid}/checkpoints")).and_then(|v| {
+        v.pointer("/latest/restored/external_path")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    })
+}
+
 /// GET on the real Flink REST API.
 fn flink_get(rest: &str, path: &str) -> Option<Value> {
     let out = Command::new("curl")
@@ -337,11 +346,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
             str_at(&s, "/jobStatus/jobId") == second && str_at(&s, "/jobStatus/state") == "RUNNING"
         },
     );
-    let restored = flink_get(rest, &format!("/jobs/{second}/checkpoints")).and_then(|v| {
-        v.pointer("/latest/restored/external_path")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let restored = restored_from(rest, &second);
     assert_eq!(
         restored.as_deref(),
         Some(savepoint.as_str()),
@@ -442,11 +447,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
             ) == "RUNNING"
         },
     );
-    let restored = flink_get(rest, &format!("/jobs/{copy_id}/checkpoints")).and_then(|v| {
-        v.pointer("/latest/restored/external_path")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let restored = restored_from(rest, &copy_id);
     assert_eq!(
         restored.as_deref(),
         Some(sp.as_str()),
@@ -501,11 +502,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         upgrade_savepoint, savepoint,
         "a fresh savepoint for the restart"
     );
-    let restored = flink_get(rest, &format!("/jobs/{third}/checkpoints")).and_then(|v| {
-        v.pointer("/latest/restored/external_path")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let restored = restored_from(rest, &third);
     assert_eq!(restored.as_deref(), Some(upgrade_savepoint.as_str()));
     assert_eq!(flink_job_state(rest, &second).as_deref(), Some("FINISHED"));
     // 6b. savepointRedeployNonce: restart from initialSavepointPath (the
@@ -524,11 +521,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
             str_at(&s, "/jobStatus/jobId") == fourth && str_at(&s, "/jobStatus/state") == "RUNNING"
         },
     );
-    let restored = flink_get(rest, &format!("/jobs/{fourth}/checkpoints")).and_then(|v| {
-        v.pointer("/latest/restored/external_path")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let restored = restored_from(rest, &fourth);
     assert_eq!(
         restored.as_deref(),
         Some(sp.as_str()),

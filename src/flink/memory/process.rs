@@ -3,7 +3,7 @@
 //! surround its Total Flink Memory.
 
 use super::error::{MemoryModelError, OutOfRange, Part, Result, Shortfall, Total};
-use super::options::{Conf, JvmOpts, explicit_part, ranged_part};
+use super::options::{Conf, JvmOpts, Range, explicit_part, ranged_part};
 use super::size::size;
 
 /// Which of Flink's three ways sized the process.
@@ -70,19 +70,7 @@ pub(super) fn jvm_from_total_flink(
         }
         let overhead = process.bytes - flink_and_metaspace;
         let r = c.range(&o.overhead)?;
-        if overhead > r.max.bytes || overhead < r.min.bytes {
-            return Err(MemoryModelError::DerivedOutOfRange(Box::new(OutOfRange {
-                process: c.process,
-                component: "JVM overhead",
-                derived: overhead,
-                total,
-                parts,
-                min_key: r.min.key,
-                min: r.min.bytes,
-                max_key: r.max.key,
-                max: r.max.bytes,
-            })));
-        }
+        left_over_in_range(c, "JVM overhead", overhead, &r, total, parts)?;
         Ok(Jvm {
             metaspace: metaspace.bytes,
             overhead,
@@ -95,6 +83,33 @@ pub(super) fn jvm_from_total_flink(
             overhead,
         })
     }
+}
+
+/// A component left over after explicitly set sizes (JVM overhead,
+/// network memory) must lie in its configured range, as Flink checks; it
+/// is not clamped.
+pub(super) fn left_over_in_range(
+    c: &Conf,
+    component: &'static str,
+    derived: u64,
+    r: &Range,
+    total: Total,
+    parts: Vec<Part>,
+) -> Result<()> {
+    if derived > r.max.bytes || derived < r.min.bytes {
+        return Err(MemoryModelError::DerivedOutOfRange(Box::new(OutOfRange {
+            process: c.process,
+            component,
+            derived,
+            total,
+            parts,
+            min_key: r.min.key,
+            min: r.min.bytes,
+            max_key: r.max.key,
+            max: r.max.bytes,
+        })));
+    }
+    Ok(())
 }
 
 /// `deriveJvmMetaspaceAndOverheadWithTotalProcessMemory`, returning also the

@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::error::{
-    Expected, LegacyNetworkMismatch, MemoryModelError, OutOfRange, Part, Process, Result,
-    Shortfall, Total,
+    Expected, LegacyNetworkMismatch, MemoryModelError, Part, Process, Result, Shortfall, Total,
 };
 use super::java_number::parse_java_double;
 use super::options::{
@@ -15,7 +14,9 @@ use super::options::{
     TM_NETWORK_BUFFERS, TM_NETWORK_BUFFERS_DEFAULT, TM_PROCESS, TM_SEGMENT_SIZE, TM_SLOTS,
     TM_TASK_HEAP, TM_TASK_OFF_HEAP, configured_total, explicit_part, ranged_part,
 };
-use super::process::{FlinkOrigin, SizedBy, jvm_from_total_flink, jvm_from_total_process};
+use super::process::{
+    FlinkOrigin, SizedBy, jvm_from_total_flink, jvm_from_total_process, left_over_in_range,
+};
 use super::size::{MAX_BYTES, size};
 
 /// A TaskManager's memory, in bytes, as Flink would start it.
@@ -322,20 +323,7 @@ fn check_left_over_network(c: &Conf, network: u64, total: Total, parts: Vec<Part
         return Ok(());
     }
     let r = c.range(&TM_NETWORK)?;
-    if network > r.max.bytes || network < r.min.bytes {
-        return Err(MemoryModelError::DerivedOutOfRange(Box::new(OutOfRange {
-            process: c.process,
-            component: "network memory",
-            derived: network,
-            total,
-            parts,
-            min_key: r.min.key,
-            min: r.min.bytes,
-            max_key: r.max.key,
-            max: r.max.bytes,
-        })));
-    }
-    Ok(())
+    left_over_in_range(c, "network memory", network, &r, total, parts)
 }
 
 /// `isUsingLegacyNetworkConfigs`: `taskmanager.network.numberOfBuffers` set
