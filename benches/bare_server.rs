@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use flinkgate::admission::review;
-use flinkgate::admission::server::serve_tls;
+use flinkgate::http::serve_tls;
 use tokio_util::sync::CancellationToken;
 
 // mimalloc: admission decisions allocate many small JSON nodes; it cuts

@@ -3,11 +3,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::policy::source::ConfigMapRef;
+use crate::k8s::NamespacedName;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,7 +71,7 @@ pub struct RegisterArgs {
     pub url: Option<String>,
     /// The webhook's Service as NAMESPACE/NAME, for an in-cluster deployment.
     #[arg(long)]
-    pub service: Option<String>,
+    pub service: Option<NamespacedName>,
     #[arg(long, default_value_t = 443)]
     pub service_port: i32,
     /// flinkgate's own namespace, excluded from admission (with kube-system).
@@ -120,8 +121,24 @@ pub fn crds(args: CrdsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `flinkgate serve`, in groups; [`crate::server::Config`] validates them.
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub listener: ListenerArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub collector: CollectorArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Listener and TLS")]
+pub struct ListenerArgs {
     /// Address to listen on.
     #[arg(long, env = "FLINKGATE_LISTEN", default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
@@ -131,40 +148,32 @@ pub struct ServeArgs {
     /// Private key (PEM) of the serving certificate.
     #[arg(long, env = "FLINKGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Seconds between checks of the certificate and policy files (at least 0.1).
+    #[arg(long, env = "FLINKGATE_RELOAD_INTERVAL", default_value = "2", value_parser = seconds_from(0.1))]
+    pub reload_interval: Duration,
+    /// Seconds shutdown may take after SIGTERM: in-flight requests drain,
+    /// then the controllers finish their reconciles, within this together.
+    #[arg(long, env = "FLINKGATE_SHUTDOWN_TIMEOUT", default_value = "25", value_parser = seconds_from(0.0))]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Policy")]
+pub struct PolicyArgs {
     /// Policy file (YAML). Re-read when it changes.
     #[arg(long, env = "FLINKGATE_POLICY", conflicts_with = "policy_configmap")]
     pub policy: Option<PathBuf>,
     /// Policy ConfigMap as NAMESPACE/NAME, key `policy.yaml`, watched live.
     #[arg(long, env = "FLINKGATE_POLICY_CONFIGMAP")]
-    pub policy_configmap: Option<ConfigMapRef>,
+    pub policy_configmap: Option<NamespacedName>,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
     /// kubeconfig for the API server; else in-cluster config; else no cluster.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// ConfigMap NAMESPACE/NAME (key scores.json) the extender reads per-node scores from.
-    #[arg(
-        long,
-        env = "FLINKGATE_SCORES_CONFIGMAP",
-        conflicts_with = "scores_file"
-    )]
-    pub scores_configmap: Option<ConfigMapRef>,
-    /// A scores file (JSON, same format) instead of the ConfigMap, for local runs.
-    #[arg(long, env = "FLINKGATE_SCORES_FILE")]
-    pub scores_file: Option<PathBuf>,
-    /// Run the leader-elected controller part: the FlinkDeployment and
-    /// FlinkSessionJob controllers, and the score collector (with
-    /// --scores-configmap). Needs a cluster. `--controller=false` where the
-    /// Apache Flink Kubernetes Operator runs (webhook and extender stay).
-    #[arg(long, env = "FLINKGATE_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
-    pub controller: bool,
-    /// JobManager REST endpoints to poll instead of discovering them, as
-    /// NAMESPACE/NAME=URL (repeatable; a controller-side flag, for JobManagers
-    /// outside the cluster and for tests).
-    #[arg(
-        long = "jobmanager-url",
-        env = "FLINKGATE_JOBMANAGER_URLS",
-        value_delimiter = ','
-    )]
-    pub jobmanager_urls: Vec<crate::collector::JobManagerTarget>,
     /// DNS server (IP:PORT, or IP for port 53) that resolves Kubernetes
     /// Service names (`*.svc`, `*.svc.<cluster domain>`) for the controller
     /// and collector, when flinkgate runs outside the cluster's pod network
@@ -175,13 +184,24 @@ pub struct ServeArgs {
     /// The cluster domain Service names are completed with, for --cluster-dns.
     #[arg(long, env = "FLINKGATE_CLUSTER_DOMAIN", default_value = crate::cluster_dns::DEFAULT_CLUSTER_DOMAIN)]
     pub cluster_domain: String,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Controller")]
+pub struct ControllerArgs {
+    /// Run the leader-elected controller part: the FlinkDeployment and
+    /// FlinkSessionJob controllers, and the score collector (with
+    /// --scores-configmap). Needs a cluster. `--controller=false` where the
+    /// Apache Flink Kubernetes Operator runs (webhook and extender stay).
+    #[arg(long, env = "FLINKGATE_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub controller: bool,
     /// Lease NAMESPACE/NAME for leader election.
     #[arg(
         long,
         env = "FLINKGATE_LEASE",
         default_value = "flinkgate-system/flinkgate-leader"
     )]
-    pub lease: ConfigMapRef,
+    pub lease: NamespacedName,
     /// Namespaces whose FlinkDeployments and FlinkSessionJobs the controller
     /// reconciles (comma-separated); all namespaces when empty.
     #[arg(long, env = "FLINKGATE_WATCH_NAMESPACES", value_delimiter = ',')]
@@ -194,24 +214,61 @@ pub struct ServeArgs {
     #[arg(long, env = "FLINKGATE_MAX_JAR_MIB", default_value_t = 512)]
     pub max_jar_mib: u64,
     /// Seconds a savepoint (suspend, upgrade, trigger) may take before the
-    /// reconcile is retried.
-    #[arg(long, env = "FLINKGATE_SAVEPOINT_TIMEOUT", default_value_t = 300.0)]
-    pub savepoint_timeout: f64,
+    /// reconcile is retried (at least 1).
+    #[arg(long, env = "FLINKGATE_SAVEPOINT_TIMEOUT", default_value = "300", value_parser = seconds_from(1.0))]
+    pub savepoint_timeout: Duration,
     /// Reconciles in flight at once, per resource kind.
     #[arg(long, env = "FLINKGATE_CONTROLLER_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub controller_concurrency: u16,
     /// Test-only crash point of the controller (proves crash recovery).
+    /// Only in builds with the `test-support` feature, never in a release.
+    #[cfg(feature = "test-support")]
     #[arg(long, hide = true, value_enum)]
-    pub fault: Option<crate::controller::context::Fault>,
+    pub fault: Option<crate::controller::fault::Fault>,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Scores and collector")]
+pub struct CollectorArgs {
+    /// ConfigMap NAMESPACE/NAME (key scores.json) the extender reads per-node
+    /// scores from, and the leader's collector writes.
+    #[arg(
+        long,
+        env = "FLINKGATE_SCORES_CONFIGMAP",
+        conflicts_with = "scores_file"
+    )]
+    pub scores_configmap: Option<NamespacedName>,
+    /// A scores file (JSON, same format) instead of the ConfigMap, for local runs.
+    #[arg(long, env = "FLINKGATE_SCORES_FILE")]
+    pub scores_file: Option<PathBuf>,
+    /// JobManager REST endpoints to poll instead of discovering them, as
+    /// NAMESPACE/NAME=URL (repeatable; a controller-side flag, for JobManagers
+    /// outside the cluster and for tests).
+    #[arg(
+        long = "jobmanager-url",
+        env = "FLINKGATE_JOBMANAGER_URLS",
+        value_delimiter = ','
+    )]
+    pub jobmanager_urls: Vec<crate::collector::JobManagerTarget>,
     /// Concurrent requests per JobManager while collecting.
-    #[arg(long, env = "FLINKGATE_COLLECT_CONCURRENCY", default_value_t = 16)]
-    pub collect_concurrency: usize,
-    /// Seconds between checks of the certificate and policy files.
-    #[arg(long, env = "FLINKGATE_RELOAD_INTERVAL", default_value_t = 2.0)]
-    pub reload_interval: f64,
-    /// Seconds to let in-flight requests finish after SIGTERM.
-    #[arg(long, env = "FLINKGATE_SHUTDOWN_TIMEOUT", default_value_t = 25.0)]
-    pub shutdown_timeout: f64,
+    #[arg(long, env = "FLINKGATE_COLLECT_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub collect_concurrency: u16,
+}
+
+/// A parser of seconds (a decimal number, at least `min`) into a Duration.
+fn seconds_from(
+    min: f64,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let secs: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+        if !secs.is_finite() || secs < min {
+            return Err(format!("{text:?}: must be at least {min} seconds"));
+        }
+        Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -293,4 +350,36 @@ fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
     s.parse::<std::net::IpAddr>()
         .map(|ip| std::net::SocketAddr::new(ip, 53))
         .map_err(|_| format!("{s:?} is not IP:PORT or IP (e.g. 10.96.0.10 or 10.96.0.10:53)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_checked_not_clamped() {
+        let parse = seconds_from(0.1);
+        assert_eq!(parse("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["0.05", "-1", "NaN", "inf", "two"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn serve_defaults_parse() {
+        let cli = Cli::try_parse_from(["flinkgate", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.listener.reload_interval, Duration::from_secs(2));
+        assert_eq!(
+            args.controller.lease.to_string(),
+            "flinkgate-system/flinkgate-leader"
+        );
+        assert!(
+            Cli::try_parse_from(["flinkgate", "serve", "--lease", "no-slash"]).is_err(),
+            "NAMESPACE/NAME flags are checked"
+        );
+    }
 }

@@ -9,17 +9,46 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::k8s::NamespacedName;
+use crate::tasks::Tasks;
+
 /// How often the leader renews its lease (and others try to take it).
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
 pub const LEASE_DURATION: Duration = Duration::from_secs(10);
+/// How long a stopping leader tries to release its lease.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Fires whenever the lease has no holder (its leader let it go); a
+/// watch, so a standby need not poll. Watch errors are retried with
+/// backoff and never end the stream.
+fn lease_freed(
+    client: Client,
+    lease: &NamespacedName,
+) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let api: Api<Lease> = Api::namespaced(client, &lease.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", lease.name));
+    watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|l| {
+            let free = l.is_ok_and(|l| {
+                l.spec
+                    .and_then(|s| s.holder_identity)
+                    .is_none_or(|h| h.is_empty())
+            });
+            std::future::ready(free.then_some(()))
+        })
+}
 
 /// Whether this replica leads, as the elector last saw it.
 #[derive(Clone)]
@@ -30,19 +59,30 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// Runs the elector until `stop`; a replica that cannot reach the API
-    /// server stops leading at once (another may take over after the lease
-    /// expires, and two writers must never overlap).
+    /// Runs the elector as a task in `tasks` until `stop`; a replica that
+    /// cannot reach the API server stops leading at once (another may take
+    /// over after the lease expires, and two writers must never overlap).
+    /// On `stop` a leader releases the lease, so a standby takes over at
+    /// once instead of after the lease duration; give `stop` only after the
+    /// leader's work has stopped.
     pub fn start(
         client: Client,
-        namespace: &str,
-        name: &str,
+        lease: &NamespacedName,
         identity: &str,
         stop: CancellationToken,
+        tasks: &mut Tasks,
     ) -> Self {
-        let elector = LeaderElector::new(client, namespace, name, identity, LEASE_DURATION);
+        let elector = LeaderElector::new(
+            client.clone(),
+            &lease.namespace,
+            &lease.name,
+            identity,
+            LEASE_DURATION,
+        );
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
+        let freed = lease_freed(client, lease);
+        tasks.spawn("leader election", async move {
+            let mut freed = std::pin::pin!(freed);
             loop {
                 let (leading, next) = match elector.try_lead().await {
                     Ok(Attempt::Leading) => (true, RENEW_EVERY),
@@ -72,9 +112,14 @@ impl Leadership {
                 tokio::select! {
                     _ = stop.cancelled() => {
                         tx.send_replace(false);
+                        if leading {
+                            elector.release().await;
+                        }
                         return;
                     }
                     _ = tokio::time::sleep(next) => {}
+                    // A standby tries at once when the leader lets go.
+                    _ = freed.next(), if !leading => {}
                 }
             }
         });
@@ -163,6 +208,38 @@ impl LeaderElector {
 
     pub fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// Gives the lease up if this replica holds it: no holder, renewed now,
+    /// so a standby may take it at once. Failures are logged; the lease
+    /// then simply expires.
+    pub async fn release(&self) {
+        let result = async {
+            let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+                return Ok(false);
+            };
+            let mut spec = lease.spec.clone().unwrap_or_default();
+            if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+                return Ok(false);
+            }
+            spec.holder_identity = None;
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            lease.spec = Some(spec);
+            self.api
+                .replace(&self.name, &PostParams::default(), &lease)
+                .await
+                .map(|_| true)
+        };
+        match tokio::time::timeout(RELEASE_TIMEOUT, result).await {
+            Ok(Ok(true)) => tracing::info!(lease = %self.name, "released the lease"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(lease = %self.name, error = %e, "cannot release the lease; it expires instead")
+            }
+            Err(_) => {
+                tracing::warn!(lease = %self.name, "releasing the lease timed out; it expires instead")
+            }
+        }
     }
 
     /// Takes or renews the lease.

@@ -23,13 +23,20 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => report(flinkgate::serve::run(args).await),
+            Command::Serve(args) => report(serve(args).await),
             Command::Check(args) => flinkgate::check::run(args).await,
             Command::Certs(args) => report(flinkgate::cli::certs(args)),
             Command::Crds(args) => report(flinkgate::cli::crds(args)),
             Command::Register(args) => report(flinkgate::register::run(args).await),
         }
     })
+}
+
+/// `flinkgate serve`: flags to a checked configuration, then the server.
+async fn serve(args: flinkgate::cli::ServeArgs) -> anyhow::Result<()> {
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let config = flinkgate::server::Config::from_args(args, in_cluster)?;
+    flinkgate::server::Server::new(config)?.run().await
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -209,7 +209,7 @@ pub fn mutating(
 }
 
 pub async fn run(args: RegisterArgs) -> anyhow::Result<()> {
-    let Some(client) = crate::kubeclient::client(args.kubeconfig.as_deref()).await? else {
+    let Some(client) = crate::k8s::client(args.kubeconfig.as_deref()).await? else {
         bail!("no cluster: pass --kubeconfig or run inside a pod");
     };
     let validating_api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
@@ -234,16 +234,11 @@ pub async fn run(args: RegisterArgs) -> anyhow::Result<()> {
             }
             Target::Url(url.clone())
         }
-        (None, Some(svc)) => {
-            let (namespace, name) = svc
-                .split_once('/')
-                .context("--service must be NAMESPACE/NAME")?;
-            Target::Service {
-                namespace: namespace.into(),
-                name: name.into(),
-                port: args.service_port,
-            }
-        }
+        (None, Some(svc)) => Target::Service {
+            namespace: svc.namespace.clone(),
+            name: svc.name.clone(),
+            port: args.service_port,
+        },
         _ => {
             bail!("give exactly one of --url (local run) or --service NAMESPACE/NAME (in-cluster)")
         }

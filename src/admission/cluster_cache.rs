@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use super::cluster_view::{ClusterView, Presence, SessionCluster};
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob};
 use crate::flink::state_snapshot::KIND_FLINK_DEPLOYMENT;
-use crate::kubeclient::spawn_store;
+use crate::k8s::reflect;
+use crate::tasks::Tasks;
 
 pub struct ClusterCache {
     deployments: Watched<FlinkDeployment>,
@@ -38,13 +39,17 @@ where
         + Sync
         + 'static,
 {
-    fn start(client: Client, stop: CancellationToken, what: &'static str) -> Self {
+    fn start(
+        client: Client,
+        stop: CancellationToken,
+        what: &'static str,
+        tasks: &mut Tasks,
+    ) -> Self {
         let api: Api<K> = Api::all(client);
-        let store = spawn_store(api, watcher::Config::default(), stop.clone(), what);
+        let (store, driver) = reflect(api, watcher::Config::default(), stop.clone(), what);
         let synced = Arc::new(AtomicBool::new(false));
-        let ready = store.clone();
-        let flag = synced.clone();
-        tokio::spawn(async move {
+        let (ready, flag) = (store.clone(), synced.clone());
+        let mark_synced = async move {
             tokio::select! {
                 _ = stop.cancelled() => {}
                 r = ready.wait_until_ready() => if r.is_ok() {
@@ -52,6 +57,9 @@ where
                     tracing::info!(watch = what, "watch cache synced; the rules that need it use it");
                 }
             }
+        };
+        tasks.spawn(what, async move {
+            futures::join!(driver, mark_synced);
         });
         Self { store, synced }
     }
@@ -69,10 +77,16 @@ where
 }
 
 impl ClusterCache {
-    pub fn start(client: Client, stop: CancellationToken) -> Arc<Self> {
+    /// Starts the watches as tasks in `tasks`; they end with `stop`.
+    pub fn start(client: Client, stop: CancellationToken, tasks: &mut Tasks) -> Arc<Self> {
         Arc::new(Self {
-            deployments: Watched::start(client.clone(), stop.clone(), "FlinkDeployments"),
-            session_jobs: Watched::start(client, stop, "FlinkSessionJobs"),
+            deployments: Watched::start(
+                client.clone(),
+                stop.clone(),
+                "FlinkDeployment cache",
+                tasks,
+            ),
+            session_jobs: Watched::start(client, stop, "FlinkSessionJob cache", tasks),
         })
     }
 }

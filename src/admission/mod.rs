@@ -6,10 +6,10 @@ pub mod cluster_view;
 mod component_memory;
 pub mod decide;
 mod diff;
+pub mod handler;
 pub mod mutate;
 mod operator_options;
 pub mod review;
-pub mod server;
 pub mod validate;
 pub mod violation;
 

@@ -5,6 +5,7 @@
 
 pub mod compute;
 pub mod discovery;
+#[cfg(feature = "test-support")]
 pub mod fake_jobmanager;
 pub mod flink_rest;
 pub mod placement;
@@ -21,9 +22,9 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
+use crate::k8s::NamespacedName;
 use crate::leader::{Leadership, RENEW_EVERY};
 use crate::policy::PolicyStore;
-use crate::policy::source::ConfigMapRef;
 use crate::scheduler::score::NodeScore;
 use crate::scheduler::scores::{SCORES_KEY, ScoreBoard, ScoreTable, now_unix};
 use crate::telemetry::{CollectionErrorLabels, JobLabels, Metrics, NodeLabels};
@@ -54,7 +55,7 @@ impl std::str::FromStr for JobManagerTarget {
 }
 
 pub struct CollectorConfig {
-    pub scores: ConfigMapRef,
+    pub scores: NamespacedName,
     /// Controller-side override of JobManager discovery (tests, or JobManagers
     /// outside the cluster). Never taken from a user-settable annotation.
     pub jobmanagers: Vec<JobManagerTarget>,
@@ -301,7 +302,7 @@ async fn cycle(
 }
 
 /// Writes the table into the scores ConfigMap (server-side apply).
-async fn publish(client: &Client, cm: &ConfigMapRef, table: &ScoreTable) {
+async fn publish(client: &Client, cm: &NamespacedName, table: &ScoreTable) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &cm.namespace);
     let text = match serde_json::to_string(table) {
         Ok(t) => t,

@@ -65,7 +65,7 @@ impl PodCache {
             format!("{FLINKGATE_COMPONENT_LABEL}=taskmanager"),
         ] {
             let api: Api<Pod> = Api::all(client.clone());
-            let reader = crate::kubeclient::spawn_store(
+            let reader = crate::k8s::spawn_store(
                 api,
                 watcher::Config::default().labels(&selector),
                 stop.clone(),

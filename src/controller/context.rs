@@ -24,16 +24,6 @@ const FLINK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const FIELD_MANAGER: &str = "flinkgate-controller";
 pub const FINALIZER: &str = "flinkgate.io/finalizer";
 
-/// A deliberate crash point, for the tests that prove a restarted
-/// controller converges (hidden flag, never for production use).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Fault {
-    /// Exit after the job id is persisted, before Flink is asked to run it.
-    ExitBeforeSubmit,
-    /// Exit right after Flink accepted the job, before status records it.
-    ExitAfterSubmit,
-}
-
 #[derive(Debug, Error)]
 pub enum ReconcileError {
     #[error("Kubernetes API: {0}")]
@@ -85,7 +75,8 @@ pub struct ControllerConfig {
     /// Seconds a savepoint may take before the reconcile gives up and retries.
     pub savepoint_timeout: Duration,
     pub identity: String,
-    pub fault: Option<Fault>,
+    #[cfg(feature = "test-support")]
+    pub fault: Option<super::fault::Fault>,
     /// Reconciles in flight per kind and namespace scope.
     pub concurrency: u16,
     /// Resolve Service names through this DNS server (flinkgate outside the cluster).

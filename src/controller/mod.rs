@@ -1,10 +1,13 @@
 //! The controller: launches and runs Flink from FlinkDeployment and
 //! FlinkSessionJob resources, as the Apache Flink Kubernetes Operator does.
 //! Only the elected leader reconciles (see [`crate::leader`]); a replica that
-//! loses the lease drops its controllers, in-flight reconciles included.
+//! loses the lease drops its controllers, in-flight reconciles included. On
+//! `stop` (shutdown) they stop taking work and finish what is in flight.
 
 pub mod context;
 pub mod deployment;
+#[cfg(feature = "test-support")]
+pub mod fault;
 pub mod flink_api;
 pub mod flink_config;
 pub mod ha_metadata;
@@ -36,7 +39,8 @@ use crate::telemetry::{ReconcileKindLabels, ReconcileLabels};
 use context::{Context, ReconcileError};
 use status::Lifecycle;
 
-/// Runs the controllers whenever this replica leads, until `stop`.
+/// Runs the controllers whenever this replica leads, until `stop`; then
+/// lets in-flight reconciles finish (the caller bounds how long).
 pub async fn run(ctx: Arc<Context>, mut leadership: Leadership, stop: CancellationToken) {
     loop {
         tokio::select! {
@@ -49,23 +53,31 @@ pub async fn run(ctx: Arc<Context>, mut leadership: Leadership, stop: Cancellati
         );
         let mut lost = leadership.clone();
         tokio::select! {
-            _ = stop.cancelled() => return,
             _ = lost.until_not_leading() => {
                 tracing::warn!("lost the lease: stopping the controllers");
             }
-            _ = controllers(ctx.clone()) => {}
+            _ = controllers(ctx.clone(), stop.clone()) => {
+                tracing::info!("controllers stopped");
+                return;
+            }
         }
     }
 }
 
-/// Both controllers over the watched namespaces, driven to completion.
-async fn controllers(ctx: Arc<Context>) {
+/// The controllers over the watched namespaces, driven until `stop`, when
+/// they take no new work and finish the reconciles in flight.
+async fn controllers(ctx: Arc<Context>, stop: CancellationToken) {
     let mut runs: Vec<BoxStream<'static, ()>> = Vec::new();
     for api in apis::<FlinkDeployment>(&ctx) {
-        runs.push(taskmanager_exits(ctx.clone(), owned_api::<Pod>(&ctx, &api)));
+        runs.push(
+            taskmanager_exits(ctx.clone(), owned_api::<Pod>(&ctx, &api))
+                .take_until(stop.clone().cancelled_owned())
+                .boxed(),
+        );
         let owned = owned_api::<Deployment>(&ctx, &api);
         let c = Controller::new(api, watcher::Config::default())
             .with_config(runtime_config(&ctx))
+            .graceful_shutdown_on(stop.clone().cancelled_owned())
             .owns(
                 owned,
                 watcher::Config::default().labels("app.kubernetes.io/managed-by=flinkgate"),
@@ -88,6 +100,7 @@ async fn controllers(ctx: Arc<Context>) {
     for api in apis::<FlinkSessionJob>(&ctx) {
         let c = Controller::new(api, watcher::Config::default())
             .with_config(runtime_config(&ctx))
+            .graceful_shutdown_on(stop.clone().cancelled_owned())
             .run(
                 |j, ctx| {
                     timed(
@@ -106,6 +119,7 @@ async fn controllers(ctx: Arc<Context>) {
     for api in apis::<FlinkStateSnapshot>(&ctx) {
         let c = Controller::new(api, watcher::Config::default())
             .with_config(runtime_config(&ctx))
+            .graceful_shutdown_on(stop.clone().cancelled_owned())
             .run(
                 |s, ctx| {
                     timed(

@@ -15,7 +15,9 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use serde_json::{Value, json};
 
-use super::context::{Context, FINALIZER, Fault, ReconcileError};
+use super::context::{Context, FINALIZER, ReconcileError};
+#[cfg(feature = "test-support")]
+use super::fault::Fault;
 use super::flink_api::{JobState, RunRequest, SavepointProgress};
 use super::status::{self, Lifecycle};
 use super::{deployment, job_id};
@@ -313,6 +315,7 @@ async fn submit(
     spec_json: &Value,
 ) -> Result<Action, ReconcileError> {
     let ctx = job.ctx;
+    #[cfg(feature = "test-support")]
     if ctx.config.fault == Some(Fault::ExitBeforeSubmit) {
         tracing::error!(
             job_id = id,
@@ -349,6 +352,7 @@ async fn submit(
                 return Err(e.into());
             }
         }
+        #[cfg(feature = "test-support")]
         if ctx.config.fault == Some(Fault::ExitAfterSubmit) {
             tracing::error!(job_id = id, "fault injection: exiting after the submission");
             std::process::exit(86);

@@ -13,39 +13,11 @@ use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
 
 use super::{Policy, PolicyStore};
-use crate::kubeclient::{ConfigMapChange, configmap_changes};
+use crate::k8s::{ConfigMapChange, NamespacedName, configmap_changes};
 use crate::watch::poll_files;
 
 /// The ConfigMap key holding the policy document.
 pub const POLICY_KEY: &str = "policy.yaml";
-
-/// Reference to a ConfigMap as `NAMESPACE/NAME`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigMapRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::str::FromStr for ConfigMapRef {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once('/') {
-            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Ok(Self {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                })
-            }
-            _ => Err(format!("'{s}' is not NAMESPACE/NAME")),
-        }
-    }
-}
-
-impl std::fmt::Display for ConfigMapRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
 
 /// Parses a document and installs it, or reports why not. Returns the error text.
 pub fn apply_document(store: &PolicyStore, yaml: &str, source: &str) -> Result<u64, String> {
@@ -96,7 +68,7 @@ pub async fn watch_file(
 pub async fn watch_configmap(
     store: Arc<PolicyStore>,
     client: Client,
-    cm: ConfigMapRef,
+    cm: NamespacedName,
     stop: CancellationToken,
 ) {
     let recorder = Recorder::new(
@@ -168,11 +140,11 @@ mod tests {
 
     #[test]
     fn configmap_ref_parses() {
-        let r: ConfigMapRef = "flinkgate-system/flinkgate-policy".parse().unwrap();
+        let r: NamespacedName = "flinkgate-system/flinkgate-policy".parse().unwrap();
         assert_eq!(r.namespace, "flinkgate-system");
         assert_eq!(r.name, "flinkgate-policy");
         for bad in ["", "x", "/x", "x/", "a/b/c"] {
-            assert!(bad.parse::<ConfigMapRef>().is_err(), "{bad}");
+            assert!(bad.parse::<NamespacedName>().is_err(), "{bad}");
         }
     }
 }

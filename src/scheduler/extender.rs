@@ -4,30 +4,40 @@
 //! back with the neutral score, so placement is then what kube-scheduler
 //! does without the extender. Nodes without data are neutral too.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
-use super::filter_events::FilterEvent;
+use super::filter_events::{FilterEvent, FilterEvents};
 use super::protocol::{
-    Candidates, ExtenderArgs, FilterResult, HostPriority, NamedNode, NodeItem, NodeListOut,
-    RawNode, write_host_priorities,
+    BadExtenderArgs, Candidates, ExtenderArgs, FilterResult, HostPriority, NamedNode, NodeItem,
+    NodeListOut, RawNode, write_host_priorities,
 };
 use super::score::{NEUTRAL_SCORE, filter_reason, priority};
-use super::scores::{ScoreTable, now_unix};
-use crate::admission::server::AppState;
+use super::scores::{ScoreBoard, ScoreTable, now_unix};
 use crate::flink::pod::{Component, flink_component};
-use crate::policy::SchedulingRules;
-use crate::telemetry::ExtenderLabels;
+use crate::http::{HttpError, json_response, read_body};
+use crate::policy::{PolicyStore, SchedulingRules};
+use crate::telemetry::{ExtenderLabels, Metrics};
 
 /// A full NodeList of thousands of 5 KB Nodes must fit.
 pub const MAX_EXTENDER_BODY: usize = 64 * 1024 * 1024;
 
-fn bad_request(s: &AppState, verb: &'static str, msg: &str) -> Response {
+/// What the extender handlers need.
+#[derive(Clone)]
+pub struct ExtenderState {
+    pub policy: Arc<PolicyStore>,
+    pub metrics: Metrics,
+    /// Per-node scores, as the collector last published them.
+    pub scores: Arc<ScoreBoard>,
+    /// Events on pods whose nodes the extender filtered out.
+    pub filter_events: FilterEvents,
+}
+
+fn bad_request(s: &ExtenderState, verb: &'static str, msg: &str) -> Response {
     s.metrics
         .extender_requests
         .get_or_create(&ExtenderLabels {
@@ -36,33 +46,15 @@ fn bad_request(s: &AppState, verb: &'static str, msg: &str) -> Response {
         })
         .inc();
     tracing::warn!(verb, error = msg, "bad extender request");
-    let body = serde_json::json!({ "error": msg, "code": 400 });
-    (
-        StatusCode::BAD_REQUEST,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-async fn read_body(body: Body) -> Result<Bytes, String> {
-    Ok(Limited::new(body, MAX_EXTENDER_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            format!("request body could not be read (limit {MAX_EXTENDER_BODY} bytes): {e}")
-        })?
-        .to_bytes())
+    HttpError::bad_request(msg).into_response()
 }
 
 /// The pod and the candidates, from either form, borrowed from `body`.
-fn parse_args<'a, N>(body: &'a [u8]) -> Result<Candidates<'a, N>, String>
+fn parse_args<'a, N>(body: &'a [u8]) -> Result<Candidates<'a, N>, BadExtenderArgs>
 where
     N: Deserialize<'a> + NodeItem<'a>,
 {
-    serde_json::from_slice::<ExtenderArgs<'a, N>>(body)
-        .map_err(|e| format!("body is not ExtenderArgs: {e}"))?
-        .into_candidates()
+    serde_json::from_slice::<ExtenderArgs<'a, N>>(body)?.into_candidates()
 }
 
 fn steered<N>(c: &Candidates<'_, N>) -> bool {
@@ -70,7 +62,7 @@ fn steered<N>(c: &Candidates<'_, N>) -> bool {
     flink_component(labels) == Some(Component::TaskManager)
 }
 
-fn scheduling_rules(s: &AppState) -> SchedulingRules {
+fn scheduling_rules(s: &ExtenderState) -> SchedulingRules {
     s.policy
         .current()
         .map(|p| p.rules_for(None).scheduling.clone())
@@ -131,14 +123,14 @@ pub fn prioritize_nodes<'n, S: AsRef<str>>(
         .collect()
 }
 
-pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
-    let bytes = match read_body(body).await {
+pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
+    let bytes = match read_body(body, MAX_EXTENDER_BODY).await {
         Ok(b) => b,
-        Err(e) => return bad_request(&s, "filter", &e),
+        Err(e) => return bad_request(&s, "filter", &e.to_string()),
     };
     let candidates = match parse_args::<RawNode>(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return bad_request(&s, "filter", &e),
+        Err(e) => return bad_request(&s, "filter", &e.to_string()),
     };
     let names = &candidates.names;
     let failed = if steered(&candidates) {
@@ -227,15 +219,15 @@ pub async fn filter(State(s): State<AppState>, body: Body) -> Response {
     json(&result, size + 256)
 }
 
-pub async fn prioritize(State(s): State<AppState>, body: Body) -> Response {
-    let bytes = match read_body(body).await {
+pub async fn prioritize(State(s): State<ExtenderState>, body: Body) -> Response {
+    let bytes = match read_body(body, MAX_EXTENDER_BODY).await {
         Ok(b) => b,
-        Err(e) => return bad_request(&s, "prioritize", &e),
+        Err(e) => return bad_request(&s, "prioritize", &e.to_string()),
     };
     // Only the names of full Nodes are read here; nothing is sent back.
     let candidates = match parse_args::<NamedNode>(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return bad_request(&s, "prioritize", &e),
+        Err(e) => return bad_request(&s, "prioritize", &e.to_string()),
     };
     let names = &candidates.names;
     let list = if steered(&candidates) {
@@ -269,17 +261,6 @@ pub async fn prioritize(State(s): State<AppState>, body: Body) -> Response {
 fn json(value: &impl serde::Serialize, size_hint: usize) -> Response {
     let mut body = Vec::with_capacity(size_hint);
     json_response(serde_json::to_writer(&mut body, value).map(|()| body))
-}
-
-fn json_response(body: Result<Vec<u8>, serde_json::Error>) -> Response {
-    match body {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding failed: {e}"),
-        )
-            .into_response(),
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::tasks::Tasks;
+
 /// Events waiting to be published; beyond this they are dropped (logged).
 const QUEUE: usize = 256;
 
@@ -26,8 +28,13 @@ pub struct FilterEvent {
 pub struct FilterEvents(Option<mpsc::Sender<FilterEvent>>);
 
 impl FilterEvents {
-    /// Starts the publishing task, which ends with `stop`.
-    pub fn start(client: Client, identity: String, stop: CancellationToken) -> Self {
+    /// Starts the publishing task in `tasks`; it ends with `stop`.
+    pub fn start(
+        client: Client,
+        identity: String,
+        stop: CancellationToken,
+        tasks: &mut Tasks,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<FilterEvent>(QUEUE);
         let recorder = Recorder::new(
             client,
@@ -36,7 +43,7 @@ impl FilterEvents {
                 instance: Some(identity),
             },
         );
-        tokio::spawn(async move {
+        tasks.spawn("filter Events", async move {
             loop {
                 let ev = tokio::select! {
                     _ = stop.cancelled() => return,

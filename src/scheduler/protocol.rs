@@ -285,10 +285,24 @@ pub struct Candidates<'a, N> {
     pub nodes: Option<Vec<N>>,
 }
 
+/// Why an ExtenderArgs body cannot be worked on.
+#[derive(Debug, thiserror::Error)]
+pub enum BadExtenderArgs {
+    #[error("body is not ExtenderArgs: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("Nodes.items[{index}] has no metadata.name: {source}")]
+    UnnamedNode {
+        index: usize,
+        source: serde_json::Error,
+    },
+    #[error("ExtenderArgs has neither NodeNames nor Nodes")]
+    NoCandidates,
+}
+
 impl<'a, N: NodeItem<'a>> ExtenderArgs<'a, N> {
     /// The candidates, from whichever form was sent (names win if both
     /// are); an item without `metadata.name` is an error.
-    pub fn into_candidates(self) -> Result<Candidates<'a, N>, String> {
+    pub fn into_candidates(self) -> Result<Candidates<'a, N>, BadExtenderArgs> {
         let (names, nodes) = match (self.node_names, self.nodes) {
             (Some(names), _) => (names, None),
             (None, Some(list)) => {
@@ -298,12 +312,12 @@ impl<'a, N: NodeItem<'a>> ExtenderArgs<'a, N> {
                     .enumerate()
                     .map(|(i, item)| {
                         item.node_name()
-                            .map_err(|e| format!("Nodes.items[{i}] has no metadata.name: {e}"))
+                            .map_err(|source| BadExtenderArgs::UnnamedNode { index: i, source })
                     })
                     .collect::<Result<_, _>>()?;
                 (names, Some(list.items))
             }
-            (None, None) => return Err("ExtenderArgs has neither NodeNames nor Nodes".into()),
+            (None, None) => return Err(BadExtenderArgs::NoCandidates),
         };
         Ok(Candidates {
             pod: self.pod,
@@ -396,7 +410,8 @@ mod tests {
             let raw: ExtenderArgs<RawNode> = serde_json::from_str(&body).unwrap();
             let e = raw.into_candidates().map(|c| c.names).unwrap_err();
             assert!(
-                e.starts_with("Nodes.items[1] has no metadata.name"),
+                e.to_string()
+                    .starts_with("Nodes.items[1] has no metadata.name"),
                 "{item}: {e}"
             );
             // Read as NamedNode, the same body fails while parsing.

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::score::NodeScore;
-use crate::kubeclient::{ConfigMapChange, configmap_changes};
-use crate::policy::source::ConfigMapRef;
+use crate::k8s::NamespacedName;
+use crate::k8s::{ConfigMapChange, configmap_changes};
 use crate::watch::poll_files;
 
 pub const SCORES_KEY: &str = "scores.json";
@@ -83,7 +83,7 @@ pub fn now_unix() -> f64 {
 pub async fn watch_configmap(
     board: Arc<ScoreBoard>,
     client: Client,
-    cm: ConfigMapRef,
+    cm: NamespacedName,
     stop: CancellationToken,
 ) {
     let source = format!("configmap {cm}");

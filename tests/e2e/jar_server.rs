@@ -63,7 +63,7 @@ impl JarServer {
                 async move { body }
             }),
         );
-        runtime.spawn(flinkgate::admission::server::serve_tls(
+        runtime.spawn(flinkgate::http::serve_tls(
             listener,
             Arc::new(tls),
             app,

@@ -150,7 +150,7 @@ fn main() {
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&mut cluster)));
         if result.is_err() {
-            scenarios::dump_state(&cluster, &dir.join("logs"));
+            scenarios::dump_state(&cluster, &dir.join("logs"), true);
         }
         scenarios::reset(&cluster);
         match result {
@@ -170,7 +170,7 @@ fn main() {
     if !failed.is_empty() {
         let keep =
             std::env::temp_dir().join(format!("flinkgate-real-nodes-logs-{}", std::process::id()));
-        scenarios::dump_state(&cluster, &dir.join("logs"));
+        scenarios::dump_state(&cluster, &dir.join("logs"), false);
         let _ = Command::new("cp")
             .arg("-r")
             .arg(dir.join("logs"))

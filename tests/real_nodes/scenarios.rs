@@ -405,7 +405,9 @@ fn strip_scheme(p: &str) -> &str {
 }
 
 /// On failure: what the cluster looked like, into the kept logs.
-pub fn dump_state(c: &Cluster, logs: &Path) {
+/// Writes the cluster's state and every pod's log under `logs`; with
+/// `print`, also the state and the test pods' last log lines to stderr.
+pub fn dump_state(c: &Cluster, logs: &Path, print: bool) {
     let (_, out, _) = c.kubectl(
         &[
             "get",
@@ -416,6 +418,9 @@ pub fn dump_state(c: &Cluster, logs: &Path) {
         ],
         None,
     );
+    if print {
+        eprintln!("--- cluster state at the failure:\n{out}");
+    }
     let _ = std::fs::write(logs.join("cluster-state.txt"), out);
     for kinds in [
         "flinkdeployments,flinksessionjobs",
@@ -435,6 +440,12 @@ pub fn dump_state(c: &Cluster, logs: &Path) {
             p["metadata"]["name"].as_str().unwrap_or_default(),
         );
         let (_, out, err) = c.kubectl(&["logs", "-n", ns, pod, "--all-containers"], None);
+        if print && ns == NAMESPACE {
+            // CI keeps only what is printed: the end of each test pod's log.
+            let lines: Vec<&str> = out.lines().collect();
+            let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+            eprintln!("--- last lines of pod {ns}/{pod}:\n{tail}{err}");
+        }
         let _ = std::fs::write(logs.join(format!("pod-{ns}-{pod}.log")), out + &err);
     }
 }
@@ -694,6 +705,7 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
     let name = "standalone";
     c.must(&["apply", "-f", "-"], Some(&standalone_session(name, 2)));
     let mut base = String::new();
+    let mut last_seen = String::new();
     wait(
         "two standalone TaskManagers with a slot each registered with the JobManager, status STABLE",
         Duration::from_secs(180),
@@ -705,9 +717,13 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
                 .unwrap_or(0);
             // One slot each; slots show once a TaskManager's registration completes.
             let slots = flink_get(&base, "/overview").and_then(|o| o["slots-total"].as_u64());
-            registered == 2
-                && slots == Some(2)
-                && str_at(&status(c, name), "/lifecycleState") == "STABLE"
+            let lifecycle = str_at(&status(c, name), "/lifecycleState").to_string();
+            let seen = format!("{registered} registered, slots {slots:?}, {lifecycle}");
+            if seen != last_seen {
+                eprintln!("real-nodes: standalone: {seen}");
+                last_seen = seen;
+            }
+            registered == 2 && slots == Some(2) && lifecycle == "STABLE"
         },
     );
     let tms = pods(c, &format!("app={name},component=taskmanager"));

@@ -1,5 +1,6 @@
-//! Building a Kubernetes client (an explicit kubeconfig, else in-cluster,
-//! else none), and the watches built on it.
+//! Kubernetes plumbing shared by every part: building a client (an explicit
+//! kubeconfig, else in-cluster, else none), the `NAMESPACE/NAME` type every
+//! such flag parses into, and the watches built on the client.
 
 use std::path::Path;
 
@@ -9,9 +10,42 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 
-use crate::policy::source::ConfigMapRef;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+/// An object's `NAMESPACE/NAME`, as every flag naming one spells it
+/// (`--policy-configmap`, `--scores-configmap`, `--lease`, `--service`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NamespacedName {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Why a flag value is not `NAMESPACE/NAME`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("'{0}' is not NAMESPACE/NAME")]
+pub struct NotNamespacedName(String);
+
+impl std::str::FromStr for NamespacedName {
+    type Err = NotNamespacedName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+                Ok(Self {
+                    namespace: ns.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => Err(NotNamespacedName(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for NamespacedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
 
 pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Option<Client>> {
     let config = match kubeconfig {
@@ -42,7 +76,7 @@ pub enum ConfigMapChange {
 /// retried with kube's backoff, so a dead API server never spins a caller.
 pub fn configmap_changes(
     client: Client,
-    cm: &ConfigMapRef,
+    cm: &NamespacedName,
 ) -> impl Stream<Item = ConfigMapChange> + Send + 'static {
     let api: Api<ConfigMap> = Api::namespaced(client, &cm.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", cm.name));
@@ -61,9 +95,48 @@ pub fn configmap_changes(
     })
 }
 
-/// A store of `api`'s objects matching `config`, kept current by a task
-/// until `stop` (watch errors are logged and retried with backoff). `what`
-/// names the watch in logs.
+/// A store of `api`'s objects matching `config`, and the future that keeps
+/// it current until `stop` (watch errors are logged and retried with
+/// backoff). `what` names the watch in logs. The caller runs the future.
+pub fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    stop: tokio_util::sync::CancellationToken,
+    what: &'static str,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects();
+    let driver = async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                next = stream.next() => match next {
+                    None => return,
+                    Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch error; retrying"),
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    };
+    (store, driver)
+}
+
+/// [`reflect`], with the future spawned on the current runtime.
 pub fn spawn_store<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -79,22 +152,7 @@ where
         + Sync
         + 'static,
 {
-    let (store, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector::reflector(writer, watcher(api, config))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                next = stream.next() => match next {
-                    None => return,
-                    Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch error; retrying"),
-                    Some(Ok(_)) => {}
-                }
-            }
-        }
-    });
+    let (store, driver) = reflect(api, config, stop, what);
+    tokio::spawn(driver);
     store
 }

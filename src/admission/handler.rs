@@ -1,0 +1,127 @@
+//! The `/validate` and `/mutate` handlers: read and parse the review, decide,
+//! and answer, with metrics and a tracing span per review.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::cluster_view::ClusterView;
+use super::decide::{self, Endpoint};
+use super::review::{self, BadReview, MAX_BODY_BYTES};
+use crate::http::{BodyError, HttpError, read_body};
+use crate::policy::PolicyStore;
+use crate::telemetry::{AdmissionLabels, EndpointLabels, Metrics};
+
+/// What the admission handlers need.
+#[derive(Clone)]
+pub struct AdmissionState {
+    pub policy: Arc<PolicyStore>,
+    pub metrics: Metrics,
+    /// The Flink resources in the cluster, for the rules that need another one.
+    pub cluster: Arc<dyn ClusterView>,
+}
+
+pub async fn validate(State(s): State<AdmissionState>, body: Body) -> Response {
+    admit(Endpoint::Validate, s, body).await
+}
+
+pub async fn mutate(State(s): State<AdmissionState>, body: Body) -> Response {
+    admit(Endpoint::Mutate, s, body).await
+}
+
+async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
+    let started = Instant::now();
+    let ep = EndpointLabels {
+        endpoint: endpoint.as_str(),
+    };
+    let bad = |e: BadReview| {
+        s.metrics.admission_bad_requests.get_or_create(&ep).inc();
+        tracing::warn!(endpoint = endpoint.as_str(), error = %e, "bad admission request");
+        HttpError::bad_request(e.to_string()).into_response()
+    };
+    let bytes = match read_body(body, MAX_BODY_BYTES).await.map_err(|e| match e {
+        BodyError::TooLarge { .. } => BadReview::TooLarge,
+        BodyError::Unreadable(why) => BadReview::Unreadable(why),
+    }) {
+        Ok(b) => b,
+        Err(e) => return bad(e),
+    };
+    let req = match review::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => return bad(e),
+    };
+    let Some(policy) = s.policy.current() else {
+        // Not ready: kube-apiserver applies the webhook's failurePolicy.
+        return HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "no policy loaded yet")
+            .into_response();
+    };
+    let span = tracing::info_span!(
+        "admission",
+        uid = %req.uid,
+        kind = %req.kind.kind,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name,
+        operation = ?req.operation,
+        endpoint = endpoint.as_str(),
+        allowed = tracing::field::Empty,
+        patched = tracing::field::Empty,
+        duration_us = tracing::field::Empty,
+    );
+    let _enter = span.enter();
+    let decision = decide::decide(endpoint, &policy, &req, s.cluster.as_ref());
+    let allowed = decision.response.allowed;
+    let body = review::encode(decision.response);
+    let elapsed = started.elapsed();
+    span.record("allowed", allowed);
+    span.record("patched", decision.patched);
+    span.record("duration_us", elapsed.as_micros() as u64);
+    if !allowed {
+        tracing::info!(violations = decision.violations, "denied");
+    } else if decision.violations > 0 {
+        tracing::info!(
+            violations = decision.violations,
+            mode = decision.mode.as_str(),
+            "allowed despite violations"
+        );
+    } else {
+        tracing::debug!("allowed");
+    }
+    if decision.violations > 0 {
+        s.metrics
+            .admission_violations
+            .get_or_create(&crate::telemetry::ViolationLabels {
+                kind: decision.target.as_str(),
+                mode: decision.mode.as_str(),
+            })
+            .inc_by(decision.violations as u64);
+    }
+    s.metrics
+        .admission_requests
+        .get_or_create(&AdmissionLabels {
+            endpoint: endpoint.as_str(),
+            kind: decision.target.as_str(),
+            operation: operation_label(&req.operation),
+            allowed: if allowed { "true" } else { "false" },
+            mode: decision.mode.as_str(),
+        })
+        .inc();
+    s.metrics
+        .admission_duration
+        .get_or_create(&ep)
+        .observe(elapsed.as_secs_f64());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn operation_label(op: &kube::core::admission::Operation) -> &'static str {
+    use kube::core::admission::Operation::*;
+    match op {
+        Create => "CREATE",
+        Update => "UPDATE",
+        Delete => "DELETE",
+        Connect => "CONNECT",
+    }
+}

@@ -1,0 +1,100 @@
+//! The process-wide router: admission and extender routes beside health,
+//! readiness and metrics. It lives here, not in `http`, because it names
+//! both handler modules; they import `http`, never this.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
+
+use crate::admission::handler::{self, AdmissionState};
+use crate::http::HttpError;
+use crate::scheduler::extender::{self, ExtenderState};
+
+/// Why the process is not ready, beyond the policy.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Set once the listener is bound.
+    pub listening: AtomicBool,
+    /// Set when a background task ended unexpectedly; the process then
+    /// shuts down, and must not take traffic meanwhile.
+    pub failed: AtomicBool,
+}
+
+/// Shared by all handlers; each takes the part it needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub admission: AdmissionState,
+    pub extender: ExtenderState,
+    pub registry: Arc<Registry>,
+    pub health: Arc<Health>,
+}
+
+impl FromRef<AppState> for AdmissionState {
+    fn from_ref(s: &AppState) -> Self {
+        s.admission.clone()
+    }
+}
+
+impl FromRef<AppState> for ExtenderState {
+    fn from_ref(s: &AppState) -> Self {
+        s.extender.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/validate", post(handler::validate))
+        .route("/mutate", post(handler::mutate))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/scheduler/filter", post(extender::filter))
+        .route("/scheduler/prioritize", post(extender::prioritize))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let why = if s.health.failed.load(Ordering::Acquire) {
+        "a background task failed; shutting down"
+    } else if !s.health.listening.load(Ordering::Acquire) {
+        "listener not bound"
+    } else if !s.admission.policy.is_loaded() {
+        "no policy in force yet"
+    } else {
+        return "ok".into_response();
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &s.registry) {
+        return HttpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}"),
+        )
+        .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn not_found() -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; try /validate, /mutate, /scheduler/filter, /scheduler/prioritize, /healthz, /readyz or /metrics",
+    )
+}
