@@ -316,22 +316,113 @@ fn killed_flinkgate_refuses_then_recovers(c: &mut Cluster) {
         "a clear message: {err}"
     );
 
+    restart_main_flinkgate(c, "flinkgate-restarted");
+    let (ok, _, err) = c.apply(&bare_deployment("after-restart", "e2e"), &[]);
+    assert!(ok, "applies work again after a restart: {err}");
+}
+
+/// Starts the main flinkgate again on its port, as it was started
+/// (controller-side flags included), and waits until it serves.
+fn restart_main_flinkgate(c: &mut Cluster, log_name: &str) {
     let listen = format!("127.0.0.1:{}", c.flinkgate_port());
-    // Restarted as it was started (controller-side flags included).
     let mut args: Vec<&str> = SERVE_ARGS
         .get()
         .map(|a| a.iter().map(String::as_str).collect())
         .unwrap_or_default();
     args.extend(["--reload-interval", "0.2"]);
-    let child = c.spawn_flinkgate("flinkgate-restarted", &listen, &args, &[]);
+    let child = c.spawn_flinkgate(log_name, &listen, &args, &[]);
     c.restarted = Some(child);
     wait(
         "the restarted flinkgate is ready",
         Duration::from_secs(20),
         || c.metrics().is_some(),
     );
-    let (ok, _, err) = c.apply(&bare_deployment("after-restart", "e2e"), &[]);
-    assert!(ok, "applies work again after a restart: {err}");
+}
+
+/// The main flinkgate's pid: the restarted child, else the one the
+/// cluster script started.
+fn main_flinkgate_pid(c: &Cluster) -> String {
+    match &c.restarted {
+        Some(child) => child.id().to_string(),
+        None => std::fs::read_to_string(c.dir.join("pids/flinkgate.pid"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string(),
+    }
+}
+
+/// SIGTERM on the leader: it drains, stops its controllers, releases the
+/// Lease and exits 0; a standby takes the Lease at once instead of after
+/// the lease duration (10 s). Both ways: the main replica hands over to a
+/// standby, then the standby hands back.
+fn sigterm_hands_the_lease_over_at_once(c: &mut Cluster) {
+    wait("the main flinkgate leads", Duration::from_secs(30), || {
+        !lease_holder(c).is_empty() && !lease_holder(c).starts_with("replica-")
+    });
+    let mut standby = c.spawn_flinkgate(
+        "flinkgate-replica-3",
+        "127.0.0.1:0",
+        &["--scores-configmap", "flinkgate-system/flinkgate-scores"],
+        &[("POD_NAME", "replica-3")],
+    );
+    // Let the standby start and watch the Lease.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(standby.try_wait().unwrap().is_none(), "the standby runs");
+
+    let pid = main_flinkgate_pid(c);
+    let t = Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    wait(
+        "the standby takes the released lease",
+        Duration::from_secs(20),
+        || lease_holder(c) == "replica-3",
+    );
+    let first = t.elapsed().as_secs_f64();
+    if let Some(mut child) = c.restarted.take() {
+        let status = child.wait().unwrap();
+        assert!(status.success(), "the leader exits 0 on SIGTERM: {status}");
+    }
+    let log_name = if c.dir.join("logs/flinkgate-restarted.log").exists() {
+        "flinkgate-restarted"
+    } else {
+        "flinkgate"
+    };
+    let log =
+        std::fs::read_to_string(c.dir.join(format!("logs/{log_name}.log"))).unwrap_or_default();
+    assert!(
+        log.contains("released the lease") && log.contains("controllers stopped"),
+        "the leader stopped its controllers, then released the lease: {}",
+        log.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+    );
+
+    restart_main_flinkgate(c, "flinkgate-restarted-2");
+    std::thread::sleep(Duration::from_secs(3));
+    let t = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &standby.id().to_string()])
+        .status()
+        .unwrap();
+    wait(
+        "the main flinkgate takes the lease back",
+        Duration::from_secs(20),
+        || {
+            let h = lease_holder(c);
+            !h.is_empty() && h != "replica-3"
+        },
+    );
+    let second = t.elapsed().as_secs_f64();
+    let status = standby.wait().unwrap();
+    assert!(status.success(), "the standby exits 0 on SIGTERM: {status}");
+    eprintln!("e2e: SIGTERM leader hand-over in {first:.2}s and {second:.2}s (lease 10 s)");
+    // Released, not expired: an expiry takes the lease duration (10 s).
+    for took in [first, second] {
+        assert!(
+            took < 5.0,
+            "the lease was released, not left to expire: {took:.1}s"
+        );
+    }
 }
 
 fn rotation_while_applying_fails_nothing(c: &Cluster) {
@@ -912,6 +1003,10 @@ fn main() {
         (
             "flinkgate killed: applies refused, scheduling goes on, the standby takes the lease; restarted: applies work",
             killed_flinkgate_refuses_then_recovers,
+        ),
+        (
+            "SIGTERM: the leader drains, stops its controllers, releases the Lease and exits 0; a standby takes over at once",
+            sigterm_hands_the_lease_over_at_once,
         ),
         (
             "controller: standby idle, failover, a crash before or after submitting converges on one job, delete removes all",
