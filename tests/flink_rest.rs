@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use flinkgate::collector::fake_jobmanager::{
     AddressForm, FakeJobManager, FakeJobManagerHandle, PlanForm, Stage,
 };
-use flinkgate::collector::flink_rest::{
-    FlinkRestClient, FlinkRestError, FlinkRestOptions, SubtaskMetrics,
-};
+use flinkgate::flink::rest::{FlinkRestClient, FlinkRestError, FlinkRestOptions, SubtaskMetrics};
 
 async fn serve(fake: FakeJobManager) -> (FlinkRestClient, FakeJobManagerHandle) {
     let (_, handle) = fake.start().await.expect("fake JobManager starts");

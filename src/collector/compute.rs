@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::flink_rest::ClusterSnapshot;
+use crate::flink::rest::ClusterSnapshot;
 use crate::scheduler::score::{RateSample, mean_performance, relative_performance, true_rate};
 
 /// What one JobManager's snapshot says.
@@ -60,9 +60,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::flink_rest::{
-        JobSnapshot, SubtaskMetrics, SubtaskSample, VertexSnapshot,
-    };
+    use crate::flink::rest::{JobSnapshot, SubtaskMetrics, SubtaskSample, VertexSnapshot};
 
     fn subtask(i: u32, tm: &str, rate_in: f64, busy: f64) -> SubtaskSample {
         SubtaskSample {

@@ -7,7 +7,6 @@ pub mod compute;
 pub mod discovery;
 #[cfg(feature = "test-support")]
 pub mod fake_jobmanager;
-pub mod flink_rest;
 pub mod placement;
 pub mod rebalance;
 pub mod status;
@@ -22,13 +21,13 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 
+use crate::flink::rest::{FlinkRestClient, FlinkRestOptions};
 use crate::k8s::NamespacedName;
 use crate::leader::{Leadership, RENEW_EVERY};
 use crate::policy::PolicyStore;
 use crate::scheduler::score::NodeScore;
 use crate::scheduler::scores::{SCORES_KEY, ScoreBoard, ScoreTable, now_unix};
 use crate::telemetry::{CollectionErrorLabels, JobLabels, Metrics, NodeLabels};
-use flink_rest::{FlinkRestClient, FlinkRestOptions};
 use placement::PodCache;
 
 /// A JobManager to poll: an id (`namespace/name`) and its REST base URL.
@@ -158,7 +157,7 @@ async fn cycle(
             Some(http) => {
                 FlinkRestClient::with_client(&t.url, http.clone(), &FlinkRestOptions::default())
             }
-            None => Err(crate::collector::flink_rest::FlinkRestError::Client(
+            None => Err(crate::flink::rest::FlinkRestError::Client(
                 "no HTTP client".into(),
             )),
         };

@@ -12,8 +12,8 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
-use super::flink_rest::FlinkRestClient;
 use crate::flink::crd::FlinkDeployment;
+use crate::flink::rest::FlinkRestClient;
 use crate::policy::SchedulingRules;
 use crate::quantity::parse_quantity;
 use crate::scheduler::rebalance::{self, JobView, Move, NodeView, TaskManagerView};

@@ -13,8 +13,8 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use thiserror::Error;
 
 use crate::collector::JobManagerTarget;
-use crate::collector::flink_rest::{FlinkRestClient, FlinkRestError, FlinkRestOptions};
 use crate::controller::pod_health::TaskManagerExits;
+use crate::flink::rest::{FlinkRestClient, FlinkRestError, FlinkRestOptions};
 use crate::policy::PolicyStore;
 use crate::telemetry::Metrics;
 

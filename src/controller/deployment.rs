@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::context::{Context, FIELD_MANAGER, FINALIZER, ReconcileError};
-use super::flink_api::SavepointProgress;
 use super::flink_config::{self, FlatConfig, is_application, is_standalone};
 use super::ha_metadata::{self, CarryOver};
 use super::job_id;
@@ -30,6 +29,7 @@ use super::resources::{self, Replicas};
 use super::status::{self, Lifecycle};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::FlinkDeployment;
+use crate::flink::rest::SavepointProgress;
 
 const STEADY: Duration = Duration::from_secs(60);
 const WAITING: Duration = Duration::from_secs(30);
@@ -447,7 +447,7 @@ async fn carry_over(
 async fn stop_before_change(
     d: &FlinkDeployment,
     ctx: &Context,
-    flink: &crate::collector::flink_rest::FlinkRestClient,
+    flink: &crate::flink::rest::FlinkRestClient,
     jid: &str,
     upgrade_mode: &str,
     name: &str,
@@ -483,7 +483,7 @@ async fn stop_before_change(
 
 /// Stops an application job by upgrade mode; the savepoint path, if any.
 async fn stop_application(
-    flink: &crate::collector::flink_rest::FlinkRestClient,
+    flink: &crate::flink::rest::FlinkRestClient,
     jid: &str,
     upgrade_mode: &str,
     dir: Option<&str>,

@@ -8,7 +8,6 @@ pub mod context;
 pub mod deployment;
 #[cfg(feature = "test-support")]
 pub mod fault;
-pub mod flink_api;
 pub mod flink_config;
 pub mod ha_metadata;
 pub mod job_id;

@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 use super::context::{Context, FINALIZER, ReconcileError};
 #[cfg(feature = "test-support")]
 use super::fault::Fault;
-use super::flink_api::{JobState, RunRequest, SavepointProgress};
 use super::status::{self, Lifecycle};
 use super::{deployment, job_id};
-use crate::collector::flink_rest::FlinkRestClient;
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob, JobSpec};
+use crate::flink::rest::FlinkRestClient;
+use crate::flink::rest::{JobState, RunRequest, SavepointProgress};
 
 /// How soon to look again while a job is starting or changing.
 const SOON: Duration = Duration::from_secs(3);

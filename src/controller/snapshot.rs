@@ -15,10 +15,10 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::context::{Context, ReconcileError};
-use super::flink_api::SavepointProgress;
-use crate::collector::flink_rest::FlinkRestClient;
 use crate::flink::config::{self, SAVEPOINT_DIR_KEYS};
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob, JobSpec};
+use crate::flink::rest::FlinkRestClient;
+use crate::flink::rest::SavepointProgress;
 use crate::flink::state_snapshot::{
     FlinkStateSnapshot, FlinkStateSnapshotSpec, FlinkStateSnapshotStatus, KIND_FLINK_DEPLOYMENT,
     KIND_FLINK_SESSION_JOB, LABEL_JOB_REFERENCE_KIND, LABEL_JOB_REFERENCE_NAME,

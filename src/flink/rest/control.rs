@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::collector::flink_rest::{FlinkRestClient, FlinkRestError};
+use super::{FlinkRestClient, FlinkRestError};
 
 /// `/overview`: enough to know the JobManager answers and has slots.
 #[derive(Debug, Clone, Deserialize)]
