@@ -12,9 +12,31 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use thiserror::Error;
 
-use super::JobManagerTarget;
 use crate::flink::crd::FlinkDeployment;
 use crate::flink::pod::{APP_LABEL, COMPONENT_LABEL, FLINK_POD_TYPES, TYPE_LABEL};
+
+/// A JobManager to poll: an id (`namespace/name`) and its REST base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobManagerTarget {
+    pub id: String,
+    pub url: String,
+}
+
+impl std::str::FromStr for JobManagerTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (id, url) = s
+            .split_once('=')
+            .ok_or_else(|| format!("'{s}' is not NAMESPACE/NAME=URL"))?;
+        if !id.contains('/') || !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("'{s}' is not NAMESPACE/NAME=http(s)://HOST:PORT"));
+        }
+        Ok(Self {
+            id: id.into(),
+            url: url.into(),
+        })
+    }
+}
 
 /// Flink's default `rest.port`.
 pub const DEFAULT_REST_PORT: i32 = 8081;

@@ -30,28 +30,7 @@ use crate::scheduler::scores::{SCORES_KEY, ScoreBoard, ScoreTable, now_unix};
 use crate::telemetry::{CollectionErrorLabels, JobLabels, Metrics, NodeLabels};
 use placement::PodCache;
 
-/// A JobManager to poll: an id (`namespace/name`) and its REST base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobManagerTarget {
-    pub id: String,
-    pub url: String,
-}
-
-impl std::str::FromStr for JobManagerTarget {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (id, url) = s
-            .split_once('=')
-            .ok_or_else(|| format!("'{s}' is not NAMESPACE/NAME=URL"))?;
-        if !id.contains('/') || !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("'{s}' is not NAMESPACE/NAME=http(s)://HOST:PORT"));
-        }
-        Ok(Self {
-            id: id.into(),
-            url: url.into(),
-        })
-    }
-}
+pub use discovery::JobManagerTarget;
 
 pub struct CollectorConfig {
     pub scores: NamespacedName,

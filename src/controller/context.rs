@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::Client;
 use kube::Resource;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer;
 use thiserror::Error;
 
 use crate::collector::JobManagerTarget;
@@ -331,6 +333,19 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The error a reconcile failed with, through kube's finalizer wrapper.
+pub fn flatten_finalizer_error(
+    result: Result<Action, finalizer::Error<ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    result.map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(k) | finalizer::Error::RemoveFinalizer(k) => {
+            ReconcileError::Kube(k)
+        }
+        other => ReconcileError::Invalid(other.to_string()),
+    })
 }
 
 #[cfg(test)]

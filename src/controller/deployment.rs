@@ -67,7 +67,7 @@ pub async fn reconcile(
         }
     })
     .await;
-    super::flatten_finalizer_error(result)
+    super::context::flatten_finalizer_error(result)
 }
 
 /// TaskManager replicas of a standalone cluster: `taskManager.replicas`, else
@@ -594,7 +594,7 @@ async fn patch_status(
         ctx.event(
             d,
             false,
-            super::lifecycle_reason(after),
+            status::lifecycle_reason(after),
             format!(
                 "lifecycle {} -> {after}; JobManager {jm}",
                 before.as_deref().unwrap_or("(none)")

@@ -26,7 +26,6 @@ use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use tokio_util::sync::CancellationToken;
@@ -36,7 +35,6 @@ use crate::flink::state_snapshot::FlinkStateSnapshot;
 use crate::leader::Leadership;
 use crate::telemetry::{ReconcileKindLabels, ReconcileLabels};
 use context::{Context, ReconcileError};
-use status::Lifecycle;
 
 /// Runs the controllers whenever this replica leads, until `stop`; then
 /// lets in-flight reconciles finish (the caller bounds how long).
@@ -284,34 +282,4 @@ where
         }
     });
     Action::requeue(delay)
-}
-
-/// The error a reconcile failed with, through kube's finalizer wrapper.
-pub(crate) fn flatten_finalizer_error(
-    result: Result<Action, finalizer::Error<ReconcileError>>,
-) -> Result<Action, ReconcileError> {
-    result.map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(k) | finalizer::Error::RemoveFinalizer(k) => {
-            ReconcileError::Kube(k)
-        }
-        other => ReconcileError::Invalid(other.to_string()),
-    })
-}
-
-/// The Event reason for entering a lifecycle state.
-pub(crate) fn lifecycle_reason(state: &str) -> &'static str {
-    [
-        Lifecycle::Created,
-        Lifecycle::Suspended,
-        Lifecycle::Upgrading,
-        Lifecycle::Deployed,
-        Lifecycle::Stable,
-        Lifecycle::Failed,
-        Lifecycle::Deleting,
-    ]
-    .into_iter()
-    .find(|l| l.as_str() == state)
-    .map(Lifecycle::event_reason)
-    .unwrap_or("StatusChanged")
 }

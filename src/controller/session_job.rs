@@ -43,7 +43,7 @@ pub async fn reconcile(
         }
     })
     .await;
-    super::flatten_finalizer_error(result)
+    super::context::flatten_finalizer_error(result)
 }
 
 /// Everything one reconcile of a session job works with.
@@ -89,7 +89,7 @@ impl Job<'_> {
                 self.job_status("jobId").unwrap_or("-"),
                 self.job_status("state").unwrap_or("-"),
             );
-            let reason = super::lifecycle_reason(after);
+            let reason = status::lifecycle_reason(after);
             self.ctx.event(self.obj, false, reason, note).await;
         }
         Ok(())

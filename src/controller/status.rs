@@ -44,6 +44,23 @@ impl Lifecycle {
     }
 }
 
+/// The Event reason for entering a lifecycle state.
+pub fn lifecycle_reason(state: &str) -> &'static str {
+    [
+        Lifecycle::Created,
+        Lifecycle::Suspended,
+        Lifecycle::Upgrading,
+        Lifecycle::Deployed,
+        Lifecycle::Stable,
+        Lifecycle::Failed,
+        Lifecycle::Deleting,
+    ]
+    .into_iter()
+    .find(|l| l.as_str() == state)
+    .map(Lifecycle::event_reason)
+    .unwrap_or("StatusChanged")
+}
+
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -12,7 +12,8 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
 
-use super::{Policy, PolicyStore};
+use super::document::Policy;
+use super::store::PolicyStore;
 use crate::k8s::{ConfigMapChange, NamespacedName, configmap_changes};
 use crate::watch::poll_files;
 

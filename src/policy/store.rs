@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 
-use super::Policy;
+use super::document::Policy;
 use crate::telemetry::Metrics;
 
 pub struct PolicyStore {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FlinkRestClient, FlinkRestError};
+use super::client::{FlinkRestClient, FlinkRestError};
 
 /// `/overview`: enough to know the JobManager answers and has slots.
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use super::{
+use super::client::{
     FlinkRestClient, FlinkRestError, JobDetails, JobPlan, JobSummary, JobVertex, SubtaskMetrics,
     VertexDetails, WireJob, WireMetric, WireOverview, WirePlanResponse, WireVertex, metrics_from,
     parse_plan, running_only,
