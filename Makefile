@@ -14,16 +14,24 @@ REAL_NODES_DIR ?= $(or $(TMPDIR),/tmp)/flinkgate-real-make
 REAL_NODES ?= 0
 KWOK_NODES ?= $(if $(filter 0,$(REAL_NODES)),3,0)
 
-.PHONY: test control-plane bench load cluster-up cluster-down crds
+TOOLS ?= $(or $(FLINKGATE_CACHE),$(HOME)/.cache/flinkgate)/tools
+
+.PHONY: test control-plane bench load cluster-up cluster-down crds deny
 
 test: control-plane
 	@status=0; FLINKGATE_E2E_DIR=$(E2E_DIR) FLINKGATE_REAL_NODES_DIR=$(REAL_NODES_DIR) \
 	  cargo test --locked || status=$$?; \
-	deploy/local/cluster down --dir $(E2E_DIR) >/dev/null 2>&1; \
-	deploy/local/cluster down --dir $(REAL_NODES_DIR) >/dev/null 2>&1; exit $$status
+	hack/cluster down --dir $(E2E_DIR) >/dev/null 2>&1; \
+	hack/cluster down --dir $(REAL_NODES_DIR) >/dev/null 2>&1; exit $$status
 
 control-plane:
-	deploy/local/build
+	hack/build
+
+# Licences, bans and sources of every dependency (cargo-deny is built into
+# the cache on first use; advisories need a database this machine cannot fetch).
+deny:
+	@test -x $(TOOLS)/bin/cargo-deny || cargo install cargo-deny --locked --root $(TOOLS)
+	$(TOOLS)/bin/cargo-deny check licenses bans sources
 
 bench:
 	cargo bench --bench decision
@@ -33,11 +41,11 @@ load:
 
 cluster-up: control-plane
 	cargo build --release
-	FLINKGATE_BIN=$(CURDIR)/target/release/flinkgate deploy/local/cluster up \
+	FLINKGATE_BIN=$(CURDIR)/target/release/flinkgate hack/cluster up \
 	  --nodes $(KWOK_NODES) --real-nodes $(REAL_NODES)
 
 cluster-down:
-	deploy/local/cluster down
+	hack/cluster down
 
 crds:
 	cargo run --quiet -- crds --out-dir deploy/crds

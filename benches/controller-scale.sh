@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The controller under many FlinkDeployments, on the local control plane.
 #
-# Starts deploy/local/cluster (flinkgate = the release build, controller on,
+# Starts hack/cluster (flinkgate = the release build, controller on,
 # NODES kwok nodes), installs deploy/flink-rbac in namespace `scale`, applies
 # COUNT session FlinkDeployments in one `kubectl apply`, then reports:
 #   first pass  COUNT / seconds until every FlinkDeployment has been reconciled
@@ -25,15 +25,15 @@ NODES=${NODES:-6}
 STEADY=${STEADY:-30}
 DIR=${DIR:-/tmp/flinkgate-ctl-bench}
 NS=scale
-CLUSTER=$ROOT/deploy/local/cluster
+CLUSTER=$ROOT/hack/cluster
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release --quiet --bin flinkgate
 fi
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 FLINKGATE_BIN=$TARGET/release/flinkgate
-KUBECTL=$("$ROOT/deploy/local/build" --paths | sed -n 's/^kubectl=//p')
-[ -x "$KUBECTL" ] || { echo "kubectl not found via deploy/local/build --paths" >&2; exit 1; }
+KUBECTL=$("$ROOT/hack/build" --paths | sed -n 's/^kubectl=//p')
+[ -x "$KUBECTL" ] || { echo "kubectl not found via hack/build --paths" >&2; exit 1; }
 
 cleanup() {
   if [ -z "${KEEP_CLUSTER:-}" ]; then

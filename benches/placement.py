@@ -264,7 +264,7 @@ def one_run(c, args, placement, label, t0):
 
 
 def slow_node(c, spec):
-    subprocess.run([os.path.join(c.repo, "deploy/local/cluster"), "slow-node", "--dir", c.dir, spec],
+    subprocess.run([os.path.join(c.repo, "hack/cluster"), "slow-node", "--dir", c.dir, spec],
                    check=True, stdout=subprocess.DEVNULL)
 
 
@@ -385,7 +385,7 @@ def main():
     ap.add_argument("--out", required=True, help="directory for results.json and throughput.csv")
     ap.add_argument("--reps", type=int, default=3, help="rounds of both placements (0: only the heal phase)")
     # Nine TaskManagers of 0.15 CPU: about three per node, so the slow
-    # node's quota (at least one pod's limit, see deploy/local/README.md)
+    # node's quota (at least one pod's limit, see hack/README.md)
     # is shared three ways.
     ap.add_argument("--parallelism", type=int, default=9)
     ap.add_argument("--tm-cpu", default="0.15")

@@ -4,7 +4,7 @@
 # on the local cluster with 3 real nodes, one of them slow (a CPU quota on
 # its cgroup root that the scheduler cannot see).
 #
-# Starts `deploy/local/cluster up --real-nodes 3 --nodes 0 --slow-node
+# Starts `hack/cluster up --real-nodes 3 --nodes 0 --slow-node
 # $SLOW=$FRACTION` with a release flinkgate, runs benches/placement.py (the
 # method is in its docstring), plots the throughput with matplotlib
 # (installed from PyPI into a cached venv) and tears the cluster down.
@@ -28,7 +28,7 @@ OUT=${OUT:-/tmp/flinkgate-placement}
 SLOW=${SLOW:-node-2}
 FRACTION=${FRACTION:-0.3}
 CACHE=${FLINKGATE_CACHE:-$HOME/.cache/flinkgate}
-CLUSTER=$ROOT/deploy/local/cluster
+CLUSTER=$ROOT/hack/cluster
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release --quiet --bin flinkgate
@@ -36,8 +36,8 @@ fi
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 export FLINKGATE_BIN=$TARGET/release/flinkgate
 [ -x "$FLINKGATE_BIN" ] || { echo "no $FLINKGATE_BIN" >&2; exit 1; }
-"$ROOT/deploy/local/build" >&2
-KUBECTL=$("$ROOT/deploy/local/build" --paths | sed -n 's/^kubectl=//p')
+"$ROOT/hack/build" >&2
+KUBECTL=$("$ROOT/hack/build" --paths | sed -n 's/^kubectl=//p')
 
 # matplotlib for the plot, from PyPI, cached
 VENV=$CACHE/bench-venv

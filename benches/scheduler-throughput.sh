@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kube-scheduler throughput with and without flinkgate's scheduler extender,
-# on the local control plane (deploy/local/cluster) with N kwok fake nodes.
+# on the local control plane (hack/cluster) with N kwok fake nodes.
 #
 # One cluster runs two kube-schedulers: `default-scheduler` (no extender) and
 # `flinkgate` (same plugins + flinkgate's /scheduler/filter and
@@ -37,7 +37,7 @@ PODS=${PODS:-200}
 WARMUP=${WARMUP:-10}
 DIR=${DIR:-/tmp/flinkgate-sched-bench}
 NS=default
-CLUSTER=$ROOT/deploy/local/cluster
+CLUSTER=$ROOT/hack/cluster
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release --quiet --bin flinkgate
@@ -45,8 +45,8 @@ fi
 TARGET=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 FLINKGATE_BIN=$TARGET/release/flinkgate
 [ -x "$FLINKGATE_BIN" ] || { echo "no $FLINKGATE_BIN" >&2; exit 1; }
-KUBECTL=$("$ROOT/deploy/local/build" --paths | sed -n 's/^kubectl=//p')
-[ -x "$KUBECTL" ] || { echo "kubectl not found via deploy/local/build --paths" >&2; exit 1; }
+KUBECTL=$("$ROOT/hack/build" --paths | sed -n 's/^kubectl=//p')
+[ -x "$KUBECTL" ] || { echo "kubectl not found via hack/build --paths" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/sched-bench-work.XXXXXX)
 cleanup() {

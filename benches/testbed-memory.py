@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Memory of a running local test bed (deploy/local/cluster up --real-nodes):
+"""Memory of a running local test bed (hack/cluster up --real-nodes):
 the pods (memory.usage_in_bytes of the real nodes' cgroup v1 roots) plus the
 VmRSS of every process whose command line names the state dir or a node's
 /run/fg-* directory (control plane, kubelets, containerd, kube-proxy,

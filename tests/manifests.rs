@@ -36,7 +36,7 @@ fn deploy_policy_is_the_builtin_policy() {
 
 /// kubectl from the local control plane's build, else from PATH.
 fn kubectl() -> Option<String> {
-    let built = Command::new(repo("deploy/local/build"))
+    let built = Command::new(repo("hack/build"))
         .arg("--paths")
         .output()
         .ok()?;
@@ -69,9 +69,9 @@ fn kustomize_renders_cleanly() {
     let Some(kubectl) = kubectl() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "no kubectl under CI=true: run deploy/local/build"
+            "no kubectl under CI=true: run hack/build"
         );
-        eprintln!("SKIP: no kubectl on this machine (run deploy/local/build)");
+        eprintln!("SKIP: no kubectl on this machine (run hack/build)");
         return;
     };
     for (dir, kinds) in [

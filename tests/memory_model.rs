@@ -4,9 +4,9 @@
 //! process), and the Rust model must print the same bytes for every component
 //! Flink prints, and fail exactly when Flink fails.
 //!
-//! Flink comes from the distribution `deploy/flink/flink fetch` puts in
+//! Flink comes from the distribution `hack/flink/flink fetch` puts in
 //! `${FLINKGATE_CACHE:-~/.cache/flinkgate}/flink-<flink.version of
-//! deploy/flink/pom.xml>` (or `$FLINKGATE_FLINK_DIST`), Java from
+//! hack/flink/pom.xml>` (or `$FLINKGATE_FLINK_DIST`), Java from
 //! `$JAVA_HOME/bin/java` or `java` on PATH (a JDK: the driver below runs as a
 //! single-file source program). Without them the test only prints a note,
 //! unless `CI=true`, where it fails.
@@ -687,10 +687,10 @@ fn cache_root() -> PathBuf {
         })
 }
 
-/// `<flink.version>` of deploy/flink/pom.xml, which names the distribution
-/// `deploy/flink/flink fetch` unpacks.
+/// `<flink.version>` of hack/flink/pom.xml, which names the distribution
+/// `hack/flink/flink fetch` unpacks.
 fn flink_version() -> String {
-    let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/flink/pom.xml");
+    let pom = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/flink/pom.xml");
     std::fs::read_to_string(pom)
         .ok()
         .and_then(|text| {
@@ -710,7 +710,7 @@ fn locate_flink() -> Result<Flink, String> {
     if explicit.is_none() && !lib.exists() {
         // The same idempotent fetch the e2e tests use (Maven, cached), so
         // this test needs no other test to have run first.
-        let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/flink/flink");
+        let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/flink/flink");
         let ok = Command::new(&fetch)
             .arg("fetch")
             .status()
@@ -731,7 +731,7 @@ fn locate_flink() -> Result<Flink, String> {
         .unwrap_or(false);
     if !has_runtime {
         return Err(format!(
-            "no Flink distribution at {} (run deploy/flink/flink fetch or set FLINKGATE_FLINK_DIST)",
+            "no Flink distribution at {} (run hack/flink/flink fetch or set FLINKGATE_FLINK_DIST)",
             dist.display()
         ));
     }

@@ -1,4 +1,4 @@
-//! The local cluster as end-to-end tests drive it: `deploy/local/cluster up`
+//! The local cluster as end-to-end tests drive it: `hack/cluster up`
 //! with flinkgate, kubectl as a user runs it, extra flinkgate replicas,
 //! metrics and policy edits. Shared by the e2e and real-nodes test binaries.
 #![allow(dead_code)] // each test binary uses a different part
@@ -33,14 +33,14 @@ impl Cluster {
         up_args: &[&str],
         serve_args: &str,
     ) -> Result<Cluster, String> {
-        let out = Command::new(repo("deploy/local/cluster"))
+        let out = Command::new(repo("hack/cluster"))
             .args(["up", "--dir", dir.to_str().unwrap()])
             .args(up_args)
             .env("FLINKGATE_BIN", env!("CARGO_BIN_EXE_flinkgate"))
             .env("FLINKGATE_SERVE_ARGS", serve_args)
             .stderr(Stdio::inherit())
             .output()
-            .map_err(|e| format!("cannot run deploy/local/cluster: {e}"))?;
+            .map_err(|e| format!("cannot run hack/cluster: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             return Err(format!(
@@ -202,7 +202,7 @@ impl Cluster {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = Command::new(repo("deploy/local/cluster"))
+        let _ = Command::new(repo("hack/cluster"))
             .args(["down", "--dir", self.dir.to_str().unwrap()])
             .status();
     }

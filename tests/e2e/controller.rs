@@ -7,7 +7,7 @@
 //! and crashes injected between persisting a job id and submitting it
 //! (`--fault`), and the controller's bookkeeping against a kwok-sized
 //! cluster, all of which need a JobManager that outlives any pod. kwok turns
-//! the JobManager Deployment into a Running pod; the host JVMs (deploy/flink)
+//! the JobManager Deployment into a Running pod; the host JVMs (hack/flink)
 //! answer for it through `--jobmanager-url e2e/session=...`. The session
 //! job's jar is served over HTTPS by this test, with flinkgate's test CA.
 

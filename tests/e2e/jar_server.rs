@@ -85,7 +85,7 @@ impl Drop for JarServer {
     }
 }
 
-/// The TopSpeedWindowing example jar fetched by deploy/flink.
+/// The TopSpeedWindowing example jar fetched by hack/flink.
 pub fn example_jar() -> PathBuf {
     let cache = std::env::var("FLINKGATE_CACHE")
         .map(PathBuf::from)

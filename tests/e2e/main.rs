@@ -1,5 +1,5 @@
 //! End to end on a real control plane: etcd, kube-apiserver,
-//! kube-controller-manager, kube-scheduler and kwok from `deploy/local`, with
+//! kube-controller-manager, kube-scheduler and kwok from `hack`, with
 //! flinkgate registered as the cluster admin would. Driven through kubectl,
 //! as a user would. One cluster for all scenarios; it is torn down even when
 //! a scenario fails (and `make test` runs `cluster down` as a last resort).
@@ -684,7 +684,7 @@ fn placement_follows_measured_performance(c: &mut Cluster) {
     c.default_policy();
 }
 
-/// A real Flink session cluster (JVMs from Maven Central jars, deploy/flink)
+/// A real Flink session cluster (JVMs from Maven Central jars, hack/flink)
 /// whose TaskManagers are named after pods pinned to kwok-node-3..5.
 struct RealFlink {
     dir: PathBuf,
@@ -693,7 +693,7 @@ struct RealFlink {
 
 impl RealFlink {
     fn up(dir: &Path) -> Result<RealFlink, String> {
-        let out = Command::new(repo("deploy/flink/flink"))
+        let out = Command::new(repo("hack/flink/flink"))
             .args(["up", "--dir", dir.to_str().unwrap()])
             .args([
                 "--taskmanager",
@@ -705,7 +705,7 @@ impl RealFlink {
             ])
             .stderr(Stdio::inherit())
             .output()
-            .map_err(|e| format!("cannot run deploy/flink/flink: {e}"))?;
+            .map_err(|e| format!("cannot run hack/flink/flink: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let rest = stdout
             .lines()
@@ -727,7 +727,7 @@ impl RealFlink {
     }
 
     fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(repo("deploy/flink/flink"))
+        let out = Command::new(repo("hack/flink/flink"))
             .args(args)
             .args(["--dir", self.dir.to_str().unwrap()])
             .stderr(Stdio::inherit())
@@ -740,7 +740,7 @@ impl RealFlink {
 
 impl Drop for RealFlink {
     fn drop(&mut self) {
-        let _ = Command::new(repo("deploy/flink/flink"))
+        let _ = Command::new(repo("hack/flink/flink"))
             .args(["down", "--dir", self.dir.to_str().unwrap()])
             .status();
     }
@@ -825,7 +825,7 @@ static SERVE_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new()
 
 fn main() {
     let ci = std::env::var("CI").as_deref() == Ok("true");
-    let paths = Command::new(repo("deploy/local/build"))
+    let paths = Command::new(repo("hack/build"))
         .arg("--paths")
         .output();
     let kubectl = paths
@@ -839,12 +839,12 @@ fn main() {
     let Some(kubectl) = kubectl else {
         if ci {
             eprintln!(
-                "FAIL: the local control plane is not built (run deploy/local/build); CI=true forbids skipping"
+                "FAIL: the local control plane is not built (run hack/build); CI=true forbids skipping"
             );
             std::process::exit(1);
         }
         eprintln!(
-            "SKIP e2e: the local control plane is not built; `make test` builds it (deploy/local/build)"
+            "SKIP e2e: the local control plane is not built; `make test` builds it (hack/build)"
         );
         return;
     };
@@ -1056,7 +1056,7 @@ fn main() {
     cluster.down();
     drop(cluster);
     // A static is never dropped: stop real Flink explicitly.
-    let _ = Command::new(repo("deploy/flink/flink"))
+    let _ = Command::new(repo("hack/flink/flink"))
         .args(["down", "--dir", flink_dir.to_str().unwrap()])
         .status();
     eprintln!(

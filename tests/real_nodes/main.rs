@@ -1,5 +1,5 @@
 //! End to end on real nodes: the local control plane with kubelets,
-//! containerd, kube-proxy and CoreDNS (`deploy/local/cluster up --real-nodes`),
+//! containerd, kube-proxy and CoreDNS (`hack/cluster up --real-nodes`),
 //! the locally built `flink:1.20` image, and flinkgate registered on it.
 //! Flink really runs in pods: the controller launches it, Flink's native mode
 //! creates its TaskManager pods, the webhook admits them. Every assertion
@@ -53,7 +53,7 @@ fn main() {
     if let Some(why) = cannot_run_real_nodes() {
         fail_or_skip(&why);
     }
-    let kubectl = Command::new(repo("deploy/local/build"))
+    let kubectl = Command::new(repo("hack/build"))
         .arg("--paths")
         .output()
         .ok()
@@ -195,7 +195,7 @@ fn main() {
             );
         } else {
             eprintln!("real-nodes: FAILED {name}");
-            let _ = Command::new(repo("deploy/local/cluster"))
+            let _ = Command::new(repo("hack/cluster"))
                 .args(["down", "--dir", killed.to_str().unwrap()])
                 .status();
             failed.push(name);

@@ -459,7 +459,7 @@ pub fn examples_jar() -> std::path::PathBuf {
     );
     assert!(
         jar.exists(),
-        "{} (resolved by deploy/local/images) is missing",
+        "{} (resolved by hack/images) is missing",
         jar.display()
     );
     jar
@@ -1133,7 +1133,7 @@ fn host_footprint(dir: &Path) -> Vec<String> {
 /// `down`: the host is as it was before.
 pub fn killed_up_then_down_leaves_nothing(dir: &Path) {
     let before = host_footprint(dir);
-    let mut up = Command::new(repo("deploy/local/cluster"))
+    let mut up = Command::new(repo("hack/cluster"))
         .args([
             "up",
             "--dir",
@@ -1160,7 +1160,7 @@ pub fn killed_up_then_down_leaves_nothing(dir: &Path) {
         during, before,
         "the killed up left its nodes running: {during:?}"
     );
-    let down = Command::new(repo("deploy/local/cluster"))
+    let down = Command::new(repo("hack/cluster"))
         .args(["down", "--dir", dir.to_str().unwrap()])
         .status()
         .expect("cluster down");
@@ -1201,7 +1201,7 @@ pub fn slow_node_is_invisible_to_the_scheduler(c: &mut Cluster) {
     assert_eq!(after["capacity"], before["capacity"]);
     assert_eq!(after["allocatable"], before["allocatable"]);
     assert_eq!(slow("node-1=off"), -1, "no limit");
-    let bad = Command::new(repo("deploy/local/cluster"))
+    let bad = Command::new(repo("hack/cluster"))
         .args(["slow-node", "--dir", c.dir.to_str().unwrap(), "node-1=2"])
         .output()
         .unwrap();
@@ -1233,9 +1233,9 @@ pub fn reset(c: &Cluster) {
     }
 }
 
-/// `deploy/local/cluster slow-node SPEC` on the test cluster.
+/// `hack/cluster slow-node SPEC` on the test cluster.
 fn slow_node(c: &Cluster, spec: &str) {
-    let ok = Command::new(repo("deploy/local/cluster"))
+    let ok = Command::new(repo("hack/cluster"))
         .args(["slow-node", "--dir", c.dir.to_str().unwrap(), spec])
         .status()
         .expect("cluster slow-node")

@@ -1,5 +1,5 @@
 // Command etcd is etcd's own server main (etcdmain.Main), built from the
-// published Go modules for the local test control plane (deploy/local/build).
+// published Go modules for the local test control plane (hack/build).
 package main
 
 import (

@@ -1,7 +1,7 @@
 // Command kube is a multi-call binary (in the spirit of the old hyperkube)
 // holding kube-apiserver, kube-scheduler, kube-controller-manager, kubectl,
 // kubelet and kube-proxy from one Kubernetes release, so that the linker runs once instead of four
-// times. It is built by deploy/local/build for the local test control plane.
+// times. It is built by hack/build for the local test control plane.
 //
 // The component is picked by the basename of argv[0] (symlinks named
 // kube-apiserver, kube-scheduler, kube-controller-manager, kubectl, kubelet,

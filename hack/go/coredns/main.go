@@ -1,7 +1,7 @@
 // Command coredns is CoreDNS with only the plugins the local cluster's DNS
 // needs (a bind address, cluster names from the API server, health and readiness, a cache,
 // errors and query logs), so the build pulls no cloud SDKs. It is built by
-// deploy/local/build and run by deploy/local/cluster as the cluster DNS of
+// hack/build and run by hack/cluster as the cluster DNS of
 // real nodes.
 package main
 

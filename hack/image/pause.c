@@ -6,7 +6,7 @@
  * re-parented to it, or they stay zombies. SIGTERM / SIGINT end it with
  * status 0, which is what the kubelet expects when it stops a sandbox.
  *
- * Built with `gcc -static` by deploy/local/images, so the image needs no
+ * Built with `gcc -static` by hack/images, so the image needs no
  * libc: the binary is the whole image.
  */
 #include <errno.h>

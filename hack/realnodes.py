@@ -1,6 +1,6 @@
 """Real nodes for the local control plane: kubelets with their own containerd,
 one kube-proxy and CoreDNS, all as local processes in the host's network
-namespace. Imported by deploy/local/cluster; see deploy/local/README.md.
+namespace. Imported by hack/cluster; see hack/README.md.
 
 Every host object is named after a tag derived from the state dir, so `down`
 finds what an `up` left behind even after that `up` was killed with -9:
@@ -44,7 +44,7 @@ SYSCTLS = {
 DEBIAN_PACKAGES = {"containerd": "containerd", "runc": "runc",
                    os.path.join(CNI_BIN_DIR, "bridge"): "containernetworking-plugins",
                    "iptables": "iptables", "ip": "iproute2", "conntrack": "conntrack",
-                   # deploy/local/images builds the node images with it
+                   # hack/images builds the node images with it
                    "debootstrap": "debootstrap"}
 
 NODE_READY_TIMEOUT = 90
@@ -800,11 +800,11 @@ class RealNodes:
             f"kube-proxy {mem['kube-proxy']:.0f} MiB, coredns {mem['coredns']:.0f} MiB")
 
     def build_images(self):
-        self.log("real nodes: building the node images (deploy/local/images build; cached)")
+        self.log("real nodes: building the node images (hack/images build; cached)")
         r = subprocess.run([self.images_cmd, "build"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            text=True, timeout=3600)
         if r.returncode != 0:
-            raise NodeError(f"deploy/local/images build failed (exit {r.returncode}); see its output above")
+            raise NodeError(f"hack/images build failed (exit {r.returncode}); see its output above")
         return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
 
     def import_images(self, i):
@@ -930,7 +930,7 @@ class RealNodes:
                 "coredns": rss_mib(rec["coredns"][0]) if "coredns" in rec else 0}
 
 
-# The pod sandbox image that deploy/local/images builds and imports.
+# The pod sandbox image that hack/images builds and imports.
 SANDBOX_IMAGE = "flinkgate.local/pause:1"
 
 
