@@ -1,15 +1,16 @@
-//! The scheduler extender over the real TLS server: both argument forms,
-//! only input nodes back, bounded scores, neutral answers for other pods,
-//! and 400s for bad input.
+//! The scheduler extender, in process through the router: both argument
+//! forms, only input nodes back, bounded scores, neutral answers for other
+//! pods, and 400s for bad input. One test runs the real binary over TLS
+//! with `--scores-file`.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Server, post_json};
+use common::{App, Server, post_json};
 use serde_json::{Value, json};
 
-fn scores_file(dir: &std::path::Path) -> std::path::PathBuf {
+fn scores() -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -22,9 +23,7 @@ fn scores_file(dir: &std::path::Path) -> std::path::PathBuf {
             "young": {"mean": 0.2, "weight": 2.0, "updated": now}
         }
     });
-    let path = dir.join("scores.json");
-    std::fs::write(&path, table.to_string()).unwrap();
-    path
+    table
 }
 
 fn pod(labels: Value) -> Value {
@@ -39,22 +38,14 @@ fn node(name: &str) -> Value {
     json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}, "status": {"allocatable": {"cpu": "8"}}})
 }
 
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let path = scores_file(dir.path());
-    let s = Server::start(&["--scores-file", path.to_str().unwrap()]);
-    std::mem::forget(dir);
-    s
-}
-
 const NAMES: [&str; 4] = ["slow", "fast", "young", "unknown"];
 
 #[tokio::test]
 async fn filter_with_node_names_drops_only_slow_nodes_and_says_why() {
-    let s = start();
+    let s = App::with_scores(Some(scores()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
-    let (status, r) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    let (status, r) = s.post("/scheduler/filter", args.to_string()).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["NodeNames"], json!(["fast", "young", "unknown"]));
     assert!(r["Nodes"].is_null());
@@ -69,11 +60,11 @@ async fn filter_with_node_names_drops_only_slow_nodes_and_says_why() {
 
 #[tokio::test]
 async fn filter_with_a_full_node_list_returns_the_same_node_objects() {
-    let s = start();
+    let s = App::with_scores(Some(scores()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let items: Vec<Value> = NAMES.iter().map(|n| node(n)).collect();
     let args = json!({"Pod": tm_pod(), "Nodes": {"apiVersion": "v1", "kind": "NodeList", "items": items}, "NodeNames": null});
-    let (status, r) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    let (status, r) = s.post("/scheduler/filter", args.to_string()).await;
     assert_eq!(status, 200);
     assert!(r["NodeNames"].is_null());
     let kept = r["Nodes"]["items"].as_array().unwrap();
@@ -84,25 +75,15 @@ async fn filter_with_a_full_node_list_returns_the_same_node_objects() {
 
 #[tokio::test]
 async fn prioritize_scores_within_bounds_best_first() {
-    let s = start();
+    let s = App::with_scores(Some(scores()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
-    let (status, r) = post_json(
-        &s.client(),
-        &s.url("/scheduler/prioritize"),
-        args.to_string(),
-    )
-    .await;
+    let (status, r) = s.post("/scheduler/prioritize", args.to_string()).await;
     assert_eq!(status, 200);
     // The full NodeList form scores alike.
     let items: Vec<Value> = NAMES.iter().map(|n| node(n)).collect();
     let full = json!({"Pod": tm_pod(), "Nodes": {"apiVersion": "v1", "kind": "NodeList", "items": items}, "NodeNames": null});
-    let (status, from_nodes) = post_json(
-        &s.client(),
-        &s.url("/scheduler/prioritize"),
-        full.to_string(),
-    )
-    .await;
+    let (status, from_nodes) = s.post("/scheduler/prioritize", full.to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(from_nodes, r);
     let list = r.as_array().unwrap();
@@ -121,45 +102,34 @@ async fn prioritize_scores_within_bounds_best_first() {
 
 #[tokio::test]
 async fn other_pods_get_every_node_with_a_neutral_score() {
-    let s = start();
+    let s = App::with_scores(Some(scores()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     for p in [
         pod(json!({"app": "web"})),
         pod(json!({"type": "flink-native-kubernetes", "component": "jobmanager"})),
     ] {
         let args = json!({"Pod": p, "Nodes": null, "NodeNames": NAMES});
-        let (_, f) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+        let (_, f) = s.post("/scheduler/filter", args.to_string()).await;
         assert_eq!(f["NodeNames"], json!(NAMES));
         assert!(f["FailedNodes"].as_object().unwrap().is_empty());
-        let (_, p) = post_json(
-            &s.client(),
-            &s.url("/scheduler/prioritize"),
-            args.to_string(),
-        )
-        .await;
+        let (_, p) = s.post("/scheduler/prioritize", args.to_string()).await;
         assert!(p.as_array().unwrap().iter().all(|e| e["Score"] == 5), "{p}");
     }
 }
 
 #[tokio::test]
 async fn without_scores_every_node_is_neutral() {
-    let s = Server::start(&[]);
+    let s = App::new();
     let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
-    let (_, f) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    let (_, f) = s.post("/scheduler/filter", args.to_string()).await;
     assert_eq!(f["NodeNames"], json!(NAMES));
-    let (_, p) = post_json(
-        &s.client(),
-        &s.url("/scheduler/prioritize"),
-        args.to_string(),
-    )
-    .await;
+    let (_, p) = s.post("/scheduler/prioritize", args.to_string()).await;
     assert!(p.as_array().unwrap().iter().all(|e| e["Score"] == 5), "{p}");
 }
 
 #[tokio::test]
 async fn bad_input_is_a_400_with_a_json_error() {
-    let s = start();
-    let c = s.client();
+    let s = App::with_scores(Some(scores()));
     for body in [
         "not json".to_string(),
         "{\"Pod\":".to_string(),
@@ -169,24 +139,28 @@ async fn bad_input_is_a_400_with_a_json_error() {
         json!({"Pod": tm_pod(), "NodeNames": "not-a-list"}).to_string(),
     ] {
         for verb in ["filter", "prioritize"] {
-            let (status, err) =
-                post_json(&c, &s.url(&format!("/scheduler/{verb}")), body.clone()).await;
+            let (status, err) = s.post(&format!("/scheduler/{verb}"), body.clone()).await;
             assert_eq!(status, 400, "{verb} {body}: {err}");
             assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()));
         }
     }
-    let text = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.get("/metrics").await.1;
     assert!(
         text.contains(
             r#"flinkgate_scheduler_extender_requests_total{verb="filter",result="bad_request"} 5"#
         ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_binary_reads_a_scores_file_and_answers_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scores.json");
+    std::fs::write(&path, scores().to_string()).unwrap();
+    let s = Server::start(&["--scores-file", path.to_str().unwrap()]);
+    let args = json!({"Pod": tm_pod(), "Nodes": null, "NodeNames": NAMES});
+    let (status, f) = post_json(&s.client(), &s.url("/scheduler/filter"), args.to_string()).await;
+    assert_eq!(status, 200, "{f}");
+    assert_eq!(f["NodeNames"], json!(["fast", "young", "unknown"]), "{f}");
 }

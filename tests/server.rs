@@ -1,23 +1,21 @@
-//! The real server over TLS: fixtures shaped as kube-apiserver sends them,
-//! protocol versions, bad input, policy reload, graceful shutdown.
+//! The webhook: fixtures shaped as kube-apiserver sends them, bad input,
+//! readiness and metrics, in process through the router; and the real
+//! binary over TLS for what needs it: protocol versions, policy reload,
+//! graceful shutdown.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Server, fixture, patch_of, post_json};
+use common::{App, Server, fixture, patch_of, post_json};
 use serde_json::json;
 
 #[tokio::test]
 async fn a_valid_flinkdeployment_is_mutated_then_allowed() {
-    let s = Server::start(&[]);
-    let c = s.client();
-    let (status, review) = post_json(
-        &c,
-        &s.url("/mutate"),
-        fixture("flinkdeployment-create.json"),
-    )
-    .await;
+    let s = App::new();
+    let (status, review) = s
+        .post("/mutate", fixture("flinkdeployment-create.json"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(review["kind"], "AdmissionReview");
@@ -45,25 +43,22 @@ async fn a_valid_flinkdeployment_is_mutated_then_allowed() {
         serde_json::from_str(&fixture("flinkdeployment-create.json")).unwrap();
     let p: json_patch::Patch = serde_json::from_value(patch).unwrap();
     json_patch::patch(&mut req["request"]["object"], &p).unwrap();
-    let (status, review) = post_json(&c, &s.url("/validate"), req.to_string()).await;
+    let (status, review) = s.post("/validate", req.to_string()).await;
     assert_eq!(status, 200);
     assert_eq!(review["response"]["allowed"], true, "{review}");
 
     // And mutating it again changes nothing: no patch at all.
-    let (_, again) = post_json(&c, &s.url("/mutate"), req.to_string()).await;
+    let (_, again) = s.post("/mutate", req.to_string()).await;
     assert!(again["response"].get("patch").is_none(), "{again}");
     assert!(again["response"].get("patchType").is_none(), "{again}");
 }
 
 #[tokio::test]
 async fn an_invalid_flinkdeployment_is_denied_with_every_violation() {
-    let s = Server::start(&[]);
-    let (status, review) = post_json(
-        &s.client(),
-        &s.url("/validate"),
-        fixture("flinkdeployment-create-invalid.json"),
-    )
-    .await;
+    let s = App::new();
+    let (status, review) = s
+        .post("/validate", fixture("flinkdeployment-create-invalid.json"))
+        .await;
     assert_eq!(status, 200);
     let r = &review["response"];
     assert_eq!(r["allowed"], false);
@@ -81,14 +76,10 @@ async fn an_invalid_flinkdeployment_is_denied_with_every_violation() {
 
 #[tokio::test]
 async fn session_job_fixtures() {
-    let s = Server::start(&[]);
-    let c = s.client();
-    let (_, moved) = post_json(
-        &c,
-        &s.url("/validate"),
-        fixture("flinksessionjob-update-moved.json"),
-    )
-    .await;
+    let s = App::new();
+    let (_, moved) = s
+        .post("/validate", fixture("flinksessionjob-update-moved.json"))
+        .await;
     assert_eq!(moved["response"]["allowed"], false);
     assert!(
         moved["response"]["status"]["message"]
@@ -96,12 +87,9 @@ async fn session_job_fixtures() {
             .unwrap()
             .contains("spec.deploymentName: cannot change")
     );
-    let (_, created) = post_json(
-        &c,
-        &s.url("/mutate"),
-        fixture("flinksessionjob-create.json"),
-    )
-    .await;
+    let (_, created) = s
+        .post("/mutate", fixture("flinksessionjob-create.json"))
+        .await;
     let patch = patch_of(&created).unwrap();
     assert!(
         patch
@@ -116,14 +104,10 @@ async fn session_job_fixtures() {
 
 #[tokio::test]
 async fn flink_pods_are_mutated_and_other_pods_untouched() {
-    let s = Server::start(&[]);
-    let c = s.client();
-    let (_, tm) = post_json(
-        &c,
-        &s.url("/mutate"),
-        fixture("pod-taskmanager-create.json"),
-    )
-    .await;
+    let s = App::new();
+    let (_, tm) = s
+        .post("/mutate", fixture("pod-taskmanager-create.json"))
+        .await;
     assert_eq!(tm["response"]["allowed"], true);
     let patch = patch_of(&tm).expect("TaskManager pods get resources and labels");
     assert!(
@@ -132,7 +116,7 @@ async fn flink_pods_are_mutated_and_other_pods_untouched() {
         "{patch}"
     );
     for ep in ["/mutate", "/validate"] {
-        let (status, other) = post_json(&c, &s.url(ep), fixture("pod-other-create.json")).await;
+        let (status, other) = s.post(ep, fixture("pod-other-create.json")).await;
         assert_eq!(status, 200);
         assert_eq!(other["response"]["allowed"], true);
         assert!(other["response"].get("patch").is_none());
@@ -141,21 +125,17 @@ async fn flink_pods_are_mutated_and_other_pods_untouched() {
 
 #[tokio::test]
 async fn deletes_are_allowed_and_malformed_objects_denied_with_reason() {
-    let s = Server::start(&[]);
-    let c = s.client();
-    let (_, del) = post_json(
-        &c,
-        &s.url("/validate"),
-        fixture("flinkdeployment-delete.json"),
-    )
-    .await;
+    let s = App::new();
+    let (_, del) = s
+        .post("/validate", fixture("flinkdeployment-delete.json"))
+        .await;
     assert_eq!(del["response"]["allowed"], true);
-    let (status, bad) = post_json(
-        &c,
-        &s.url("/validate"),
-        fixture("flinkdeployment-create-malformed.json"),
-    )
-    .await;
+    let (status, bad) = s
+        .post(
+            "/validate",
+            fixture("flinkdeployment-create-malformed.json"),
+        )
+        .await;
     assert_eq!(status, 200, "a well-formed review gets a review back");
     assert_eq!(bad["response"]["allowed"], false);
     assert_eq!(bad["response"]["status"]["code"], 400);
@@ -165,8 +145,7 @@ async fn deletes_are_allowed_and_malformed_objects_denied_with_reason() {
 
 #[tokio::test]
 async fn bad_input_gets_400_with_a_json_error() {
-    let s = Server::start(&[]);
-    let c = s.client();
+    let s = App::new();
     let good = fixture("flinkdeployment-create.json");
     let v: serde_json::Value = serde_json::from_str(&good).unwrap();
     let with = |f: &dyn Fn(&mut serde_json::Value)| {
@@ -203,7 +182,7 @@ async fn bad_input_gets_400_with_a_json_error() {
     ];
     for (what, body) in cases {
         for ep in ["/validate", "/mutate"] {
-            let (status, err) = post_json(&c, &s.url(ep), body.clone()).await;
+            let (status, err) = s.post(ep, body.clone()).await;
             assert_eq!(status, 400, "{what} on {ep}: {err}");
             assert!(
                 err["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -212,15 +191,15 @@ async fn bad_input_gets_400_with_a_json_error() {
         }
     }
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(3 * 1024 * 1024 + 10));
-    let (status, err) = post_json(&c, &s.url("/validate"), huge).await;
+    let (status, err) = s.post("/validate", huge).await;
     assert_eq!(status, 400, "{err}");
     assert!(err["error"].as_str().unwrap().contains("exceeds"));
-    let resp = c.get(s.url("/nowhere")).send().await.unwrap();
-    assert_eq!(resp.status(), 404);
-    let resp = c.get(s.url("/validate")).send().await.unwrap();
-    assert_eq!(resp.status(), 405);
+    let resp = s.get("/nowhere").await;
+    assert_eq!(resp.0, 404);
+    let resp = s.get("/validate").await;
+    assert_eq!(resp.0, 405);
     // Still healthy after all that.
-    assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(s.get("/healthz").await.0, 200);
 }
 
 #[tokio::test]
@@ -260,24 +239,13 @@ async fn tls_1_2_and_1_3_http1_and_http2() {
 
 #[tokio::test]
 async fn readiness_and_metrics() {
-    let s = Server::start(&[]);
-    let c = s.client();
-    assert_eq!(c.get(s.url("/readyz")).send().await.unwrap().status(), 200);
-    let _ = post_json(
-        &c,
-        &s.url("/validate"),
-        fixture("flinkdeployment-create-invalid.json"),
-    )
-    .await;
-    let _ = post_json(&c, &s.url("/validate"), "garbage").await;
-    let text = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let s = App::new();
+    assert_eq!(s.get("/readyz").await.0, 200);
+    let _ = s
+        .post("/validate", fixture("flinkdeployment-create-invalid.json"))
+        .await;
+    let _ = s.post("/validate", "garbage").await;
+    let text = s.get("/metrics").await.1;
     assert!(
         text.contains(r#"flinkgate_admission_requests_total{endpoint="validate",kind="FlinkDeployment",operation="CREATE",allowed="false",mode="enforce"} 1"#),
         "{text}"

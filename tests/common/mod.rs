@@ -186,3 +186,86 @@ pub fn patch_of(review: &serde_json::Value) -> Option<serde_json::Value> {
     let raw = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
     Some(serde_json::from_slice(&raw).unwrap())
 }
+
+/// The whole router in process, as `flinkgate serve` builds it (built-in
+/// policy, no cluster): requests go through `oneshot`, without TLS or a port.
+pub struct App {
+    router: axum::Router,
+}
+
+impl App {
+    pub fn new() -> App {
+        Self::with_scores(None)
+    }
+
+    /// With this scores table (JSON, the collector's format) in force.
+    pub fn with_scores(table: Option<serde_json::Value>) -> App {
+        use flinkgate::admission::cluster_view::NoClusterView;
+        use flinkgate::server::router::{AppState, Health};
+        use std::sync::Arc;
+        let (metrics, registry) = flinkgate::telemetry::Metrics::new();
+        let policy = Arc::new(flinkgate::policy::PolicyStore::new(metrics.clone()));
+        policy.install(flinkgate::policy::Policy::builtin());
+        let scores = Arc::new(flinkgate::scheduler::scores::ScoreBoard::default());
+        if let Some(t) = table {
+            scores.replace(serde_json::from_value(t).expect("a scores table"));
+        }
+        let health = Arc::new(Health::default());
+        health
+            .listening
+            .store(true, std::sync::atomic::Ordering::Release);
+        let router = flinkgate::server::router::router(AppState {
+            admission: flinkgate::admission::handler::AdmissionState {
+                policy: policy.clone(),
+                metrics: metrics.clone(),
+                cluster: Arc::new(NoClusterView("tests run without a cluster")),
+            },
+            extender: flinkgate::scheduler::extender::ExtenderState {
+                policy,
+                metrics,
+                scores,
+                filter_events: Default::default(),
+            },
+            registry: Arc::new(registry),
+            health,
+        });
+        App { router }
+    }
+
+    async fn call(&self, request: axum::http::Request<axum::body::Body>) -> (u16, String) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// POSTs a JSON body; the answer must be JSON.
+    pub async fn post(&self, path: &str, body: impl Into<String>) -> (u16, serde_json::Value) {
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.into()))
+            .expect("a request");
+        let (status, text) = self.call(request).await;
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        self.call(request).await
+    }
+}

@@ -144,6 +144,75 @@ impl Cluster {
         child
     }
 
+    /// The published scores table (`flinkgate-scores`, key scores.json),
+    /// `Null` when there is none yet.
+    pub fn scores_table(&self) -> Value {
+        let (_, scores, _) = self.kubectl(
+            &[
+                "get",
+                "configmap",
+                "-n",
+                "flinkgate-system",
+                "flinkgate-scores",
+                "-o",
+                "jsonpath={.data.scores\\.json}",
+            ],
+            None,
+        );
+        serde_json::from_str(&scores).unwrap_or(Value::Null)
+    }
+
+    /// The Events on objects named `name` in `namespace`, a line each:
+    /// `Reason: message`.
+    pub fn events(&self, namespace: &str, name: &str) -> String {
+        self.must(
+            &[
+                "get",
+                "events",
+                "-n",
+                namespace,
+                "--field-selector",
+                &format!("involvedObject.name={name}"),
+                "-o",
+                "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+            ],
+            None,
+        )
+    }
+
+    /// An object's `status`, `Null` when it or its status is missing.
+    pub fn status(&self, kind: &str, namespace: &str, name: &str) -> Value {
+        let (ok, out, _) = self.kubectl(&["get", kind, "-n", namespace, name, "-o", "json"], None);
+        if !ok {
+            return Value::Null;
+        }
+        serde_json::from_str::<Value>(&out)
+            .ok()
+            .and_then(|v| v.get("status").cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until a FlinkDeployment's JobManager is READY and it is STABLE.
+    pub fn wait_stable(&self, namespace: &str, name: &str, timeout: Duration) {
+        wait(
+            &format!("FlinkDeployment {namespace}/{name} is READY and STABLE"),
+            timeout,
+            || {
+                let s = self.status("flinkdeployment", namespace, name);
+                str_at(&s, "/jobManagerDeploymentStatus") == "READY"
+                    && str_at(&s, "/lifecycleState") == "STABLE"
+            },
+        );
+    }
+
+    /// `kubectl delete` that does not wait for finalizers.
+    pub fn delete_nowait(&self, kind: &str, namespace: &str, name: &str) {
+        self.must(
+            &["delete", kind, "-n", namespace, name, "--wait=false"],
+            None,
+        );
+    }
+
     pub fn flinkgate_port(&self) -> String {
         std::fs::read_to_string(self.dir.join("flinkgate.port"))
             .unwrap()
@@ -223,4 +292,78 @@ pub fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("timed out after {timeout:?} waiting until {what}");
+}
+
+/// GET on a Flink REST API (`rest` is its base URL); `None` on any failure.
+pub fn flink_get(rest: &str, path: &str) -> Option<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("{rest}{path}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).ok())
+        .flatten()
+}
+
+/// The string at a JSON pointer, empty when absent.
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The kubectl `hack/build` built, if it did.
+pub fn built_kubectl() -> Option<String> {
+    let paths = Command::new(repo("hack/build"))
+        .arg("--paths")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&paths.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("kubectl=").map(String::from))
+        .filter(|k| Path::new(k).exists())
+}
+
+/// A Flink job's state (`RUNNING`, `FINISHED`, ...).
+pub fn flink_job_state(rest: &str, jid: &str) -> Option<String> {
+    flink_get(rest, &format!("/jobs/{jid}"))?["state"]
+        .as_str()
+        .map(String::from)
+}
+
+/// The savepoint or checkpoint a Flink job restored from, as Flink reports it.
+pub fn restored_from(rest: &str, jid: &str) -> Option<String> {
+    flink_get(rest, &format!("/jobs/{jid}/checkpoints"))?
+        .pointer("/latest/restored/external_path")?
+        .as_str()
+        .map(String::from)
+}
+
+/// Copies the run's logs out of `dir` before `down` removes them.
+pub fn keep_logs(prefix: &str, dir: &Path) {
+    let keep = std::env::temp_dir().join(format!("flinkgate-{prefix}-logs-{}", std::process::id()));
+    let _ = Command::new("cp")
+        .arg("-r")
+        .arg(dir.join("logs"))
+        .arg(&keep)
+        .status();
+    eprintln!("{prefix}: logs kept in {}", keep.display());
+}
+
+/// Prints the summary line and the failed scenarios; exits 1 if any failed.
+pub fn report(prefix: &str, ran: usize, failed: &[&str], started: Instant) {
+    eprintln!(
+        "{prefix}: {} passed, {} failed in {:.1}s",
+        ran - failed.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        for f in failed {
+            eprintln!("  FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::cluster::{flink_get, flink_job_state, restored_from, str_at};
 pub use super::jar_server::{JarServer, example_jar};
 use super::{Cluster, wait};
 
@@ -70,52 +71,6 @@ spec:
     )
 }
 
-/// The savepoint or checkpoint Flink says job `jid` was restored from.
-fn restored_from(rest: &str, jid: &str) -> Option<String> {
-    flink_get(rest, &format!("/jobs/{jid}/checkpoints")).and_then(|v| {
-        v.pointer("/latest/restored/external_path")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    })
-}
-
-/// GET on the real Flink REST API.
-fn flink_get(rest: &str, path: &str) -> Option<Value> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "5"])
-        .arg(format!("{rest}{path}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn flink_job_state(rest: &str, jid: &str) -> Option<String> {
-    flink_get(rest, &format!("/jobs/{jid}"))?
-        .get("state")?
-        .as_str()
-        .map(str::to_owned)
-}
-
-fn status(c: &Cluster, kind: &str, name: &str) -> Value {
-    let (ok, out, _) = c.kubectl(&["get", kind, "-n", NAMESPACE, name, "-o", "json"], None);
-    if !ok {
-        return Value::Null;
-    }
-    serde_json::from_str::<Value>(&out)
-        .ok()
-        .and_then(|v| v.get("status").cloned())
-        .unwrap_or(Value::Null)
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 fn uid(c: &Cluster, kind: &str, name: &str) -> String {
     c.must(
         &[
@@ -126,22 +81,6 @@ fn uid(c: &Cluster, kind: &str, name: &str) -> String {
             name,
             "-o",
             "jsonpath={.metadata.uid}",
-        ],
-        None,
-    )
-}
-
-fn events(c: &Cluster, name: &str) -> String {
-    c.must(
-        &[
-            "get",
-            "events",
-            "-n",
-            NAMESPACE,
-            "--field-selector",
-            &format!("involvedObject.name={name}"),
-            "-o",
-            "jsonpath={range .items[*]}{.reason} {end}",
         ],
         None,
     )
@@ -237,20 +176,12 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         conf.contains("taskmanager.numberOfTaskSlots: \"2\""),
         "policy default: {conf}"
     );
-    wait(
-        "the session cluster is READY and STABLE",
-        Duration::from_secs(120),
-        || {
-            let s = status(c, "flinkdeployment", SESSION);
-            str_at(&s, "/jobManagerDeploymentStatus") == "READY"
-                && str_at(&s, "/lifecycleState") == "STABLE"
-        },
-    );
+    c.wait_stable(NAMESPACE, SESSION, Duration::from_secs(120));
     eprintln!(
         "e2e: session FlinkDeployment STABLE {:.1}s after apply",
         t.elapsed().as_secs_f64()
     );
-    let s = status(c, "flinkdeployment", SESSION);
+    let s = c.status("flinkdeployment", NAMESPACE, SESSION);
     assert!(
         str_at(&s, "/reconciliationStatus/lastReconciledSpec").contains("\"resource_metadata\""),
         "operator-style reconciliation status: {s}"
@@ -268,7 +199,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "the session job is RUNNING and STABLE",
         Duration::from_secs(90),
         || {
-            let s = status(c, "flinksessionjob", "topspeed");
+            let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
             str_at(&s, "/jobStatus/state") == "RUNNING" && str_at(&s, "/lifecycleState") == "STABLE"
         },
     );
@@ -276,7 +207,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "e2e: kubectl apply -> job RUNNING in {:.1}s",
         t.elapsed().as_secs_f64()
     );
-    let s = status(c, "flinksessionjob", "topspeed");
+    let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
     assert_eq!(
         str_at(&s, "/jobStatus/jobId"),
         first,
@@ -296,9 +227,14 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
     wait(
         "the session job is SUSPENDED",
         Duration::from_secs(90),
-        || str_at(&status(c, "flinksessionjob", "topspeed"), "/lifecycleState") == "SUSPENDED",
+        || {
+            str_at(
+                &c.status("flinksessionjob", NAMESPACE, "topspeed"),
+                "/lifecycleState",
+            ) == "SUSPENDED"
+        },
     );
-    let s = status(c, "flinksessionjob", "topspeed");
+    let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
     let savepoint = str_at(&s, "/jobStatus/upgradeSavepointPath").to_string();
     assert!(savepoint.contains("savepoint-"), "savepoint recorded: {s}");
     assert!(
@@ -342,7 +278,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "the resumed job is RUNNING",
         Duration::from_secs(90),
         || {
-            let s = status(c, "flinksessionjob", "topspeed");
+            let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
             str_at(&s, "/jobStatus/jobId") == second && str_at(&s, "/jobStatus/state") == "RUNNING"
         },
     );
@@ -362,13 +298,13 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "the triggered savepoint is recorded",
         Duration::from_secs(60),
         || {
-            let s = status(c, "flinksessionjob", "topspeed");
+            let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
             s.pointer("/jobStatus/savepointInfo/lastSavepoint/triggerNonce")
                 .and_then(Value::as_i64)
                 == Some(7)
         },
     );
-    let s = status(c, "flinksessionjob", "topspeed");
+    let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
     assert!(str_at(&s, "/jobStatus/savepointInfo/lastSavepoint/location").contains("savepoint-"));
     assert_eq!(
         flink_job_state(rest, &second).as_deref(),
@@ -390,12 +326,12 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
             &format!("{name} is COMPLETED"),
             Duration::from_secs(60),
             || {
-                let s = status(c, "flinkstatesnapshot", name);
+                let s = c.status("flinkstatesnapshot", NAMESPACE, name);
                 assert_ne!(str_at(&s, "/state"), "FAILED", "{name}: {s}");
                 str_at(&s, "/state") == "COMPLETED"
             },
         );
-        let s = status(c, "flinkstatesnapshot", name);
+        let s = c.status("flinkstatesnapshot", NAMESPACE, name);
         assert!(!str_at(&s, "/path").is_empty(), "{name}: {s}");
         assert!(!str_at(&s, "/resultTimestamp").is_empty(), "{name}: {s}");
         let labels = c.must(
@@ -419,7 +355,11 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
             "{labels}"
         );
     }
-    let sp = str_at(&status(c, "flinkstatesnapshot", "topspeed-sp"), "/path").to_string();
+    let sp = str_at(
+        &c.status("flinkstatesnapshot", NAMESPACE, "topspeed-sp"),
+        "/path",
+    )
+    .to_string();
     assert!(
         sp.contains("savepoint-") && Path::new(sp.trim_start_matches("file:")).exists(),
         "the snapshot's savepoint {sp} exists on disk"
@@ -442,7 +382,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         Duration::from_secs(90),
         || {
             str_at(
-                &status(c, "flinksessionjob", "topspeed-copy"),
+                &c.status("flinksessionjob", NAMESPACE, "topspeed-copy"),
                 "/jobStatus/state",
             ) == "RUNNING"
         },
@@ -487,14 +427,14 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "the restarted job is RUNNING",
         Duration::from_secs(90),
         || {
-            let s = status(c, "flinksessionjob", "topspeed");
+            let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
             str_at(&s, "/jobStatus/jobId") == third
                 && str_at(&s, "/jobStatus/state") == "RUNNING"
                 && str_at(&s, "/lifecycleState") == "STABLE"
         },
     );
     let upgrade_savepoint = str_at(
-        &status(c, "flinksessionjob", "topspeed"),
+        &c.status("flinksessionjob", NAMESPACE, "topspeed"),
         "/jobStatus/upgradeSavepointPath",
     )
     .to_string();
@@ -517,7 +457,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
         "the redeployed job is RUNNING",
         Duration::from_secs(90),
         || {
-            let s = status(c, "flinksessionjob", "topspeed");
+            let s = c.status("flinksessionjob", NAMESPACE, "topspeed");
             str_at(&s, "/jobStatus/jobId") == fourth && str_at(&s, "/jobStatus/state") == "RUNNING"
         },
     );
@@ -529,7 +469,7 @@ pub fn session_cluster_and_job_lifecycle(c: &mut Cluster, rest: &str, jar_url: &
     );
     let second = fourth;
 
-    let reasons = events(c, "topspeed");
+    let reasons = c.events(NAMESPACE, "topspeed");
     for r in [
         "Submitted",
         "SavepointCompleted",
@@ -637,7 +577,10 @@ pub fn controller_crash_mid_submission_converges(
     // pod unready (its nodes went NotReady while flinkgate was down), which
     // keeps the Deployment unavailable and the cluster from STABLE.
     while !matches!(
-        str_at(&status(c, "flinkdeployment", SESSION), "/lifecycleState"),
+        str_at(
+            &c.status("flinkdeployment", NAMESPACE, SESSION),
+            "/lifecycleState"
+        ),
         "DEPLOYED" | "STABLE"
     ) {
         if Instant::now() > deadline {
@@ -645,8 +588,8 @@ pub fn controller_crash_mid_submission_converges(
             let (_, events, _) = c.kubectl(&["get", "events", "-n", NAMESPACE], None);
             panic!(
                 "the session cluster is not deployed after 120 s\nstatus: {}\nJobManager: {}\npods:\n{pods}\nevents:\n{events}",
-                status(c, "flinkdeployment", SESSION),
-                status(c, "deployment", SESSION)
+                c.status("flinkdeployment", NAMESPACE, SESSION),
+                c.status("deployment", NAMESPACE, SESSION)
             );
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -746,7 +689,7 @@ pub fn controller_crash_mid_submission_converges(
         "the replacement adopts the job: RUNNING",
         Duration::from_secs(60),
         || {
-            let s = status(c, "flinksessionjob", "crashy");
+            let s = c.status("flinksessionjob", NAMESPACE, "crashy");
             str_at(&s, "/jobStatus/state") == "RUNNING" && str_at(&s, "/lifecycleState") == "STABLE"
         },
     );
@@ -767,7 +710,10 @@ pub fn controller_crash_mid_submission_converges(
     );
     assert_eq!(str_at(copies[0], "/jid"), expected);
     assert_eq!(
-        str_at(&status(c, "flinksessionjob", "crashy"), "/jobStatus/jobId"),
+        str_at(
+            &c.status("flinksessionjob", NAMESPACE, "crashy"),
+            "/jobStatus/jobId"
+        ),
         expected
     );
 
@@ -805,7 +751,7 @@ pub fn controller_crash_mid_submission_converges(
     );
     assert_eq!(
         str_at(
-            &status(c, "flinksessionjob", "crashy-early"),
+            &c.status("flinksessionjob", NAMESPACE, "crashy-early"),
             "/jobStatus/jobId"
         ),
         early_id,
@@ -822,7 +768,7 @@ pub fn controller_crash_mid_submission_converges(
         "the successor submits under the persisted id",
         Duration::from_secs(60),
         || {
-            let s = status(c, "flinksessionjob", "crashy-early");
+            let s = c.status("flinksessionjob", NAMESPACE, "crashy-early");
             str_at(&s, "/jobStatus/state") == "RUNNING"
                 && str_at(&s, "/jobStatus/jobId") == early_id
         },
@@ -994,7 +940,12 @@ pub fn application_cluster_objects_suspend_resume(c: &mut Cluster) {
     wait(
         "the application cluster is DEPLOYED",
         Duration::from_secs(60),
-        || str_at(&status(c, "flinkdeployment", name), "/lifecycleState") == "DEPLOYED",
+        || {
+            str_at(
+                &c.status("flinkdeployment", NAMESPACE, name),
+                "/lifecycleState",
+            ) == "DEPLOYED"
+        },
     );
 
     c.must(
@@ -1002,7 +953,7 @@ pub fn application_cluster_objects_suspend_resume(c: &mut Cluster) {
         Some(&application_deployment(name, "suspended", "eu")),
     );
     wait("suspended: scaled to zero", Duration::from_secs(60), || {
-        let s = status(c, "flinkdeployment", name);
+        let s = c.status("flinkdeployment", NAMESPACE, name);
         str_at(&s, "/lifecycleState") == "SUSPENDED"
             && c.get_json("deployment", NAMESPACE, name)["spec"]["replicas"] == 0
     });
@@ -1046,21 +997,11 @@ pub fn application_cluster_objects_suspend_resume(c: &mut Cluster) {
         "the JobManager pods roll with the configuration"
     );
     assert!(
-        events(c, name).contains("Upgrading"),
+        c.events(NAMESPACE, name).contains("Upgrading"),
         "an Upgrading Event: {}",
-        events(c, name)
+        c.events(NAMESPACE, name)
     );
-    c.must(
-        &[
-            "delete",
-            "flinkdeployment",
-            "-n",
-            NAMESPACE,
-            name,
-            "--wait=false",
-        ],
-        None,
-    );
+    c.delete_nowait("flinkdeployment", NAMESPACE, name);
     wait(
         "the application cluster and its objects are gone",
         Duration::from_secs(60),

@@ -611,21 +611,7 @@ fn placement_follows_measured_performance(c: &mut Cluster) {
             "flinkgate_node_task_performance{{node=\"{node}\"}}"
         ))
     };
-    let table = || -> Value {
-        let scores = c.must(
-            &[
-                "get",
-                "configmap",
-                "-n",
-                "flinkgate-system",
-                "flinkgate-scores",
-                "-o",
-                "jsonpath={.data.scores\\.json}",
-            ],
-            None,
-        );
-        serde_json::from_str(&scores).unwrap_or(Value::Null)
-    };
+    let table = || c.scores_table();
     // Two cycles: enough samples (minSamples 4, 4 per cycle) for the floor to apply.
     wait(
         "scores for the three nodes are published",
@@ -825,17 +811,7 @@ static SERVE_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new()
 
 fn main() {
     let ci = std::env::var("CI").as_deref() == Ok("true");
-    let paths = Command::new(repo("hack/build"))
-        .arg("--paths")
-        .output();
-    let kubectl = paths
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .and_then(|p| {
-            p.lines()
-                .find_map(|l| l.strip_prefix("kubectl=").map(String::from))
-        })
-        .filter(|k| Path::new(k).exists());
+    let kubectl = cluster::built_kubectl();
     let Some(kubectl) = kubectl else {
         if ci {
             eprintln!(
@@ -1044,14 +1020,7 @@ fn main() {
         }
     }
     if !failed.is_empty() {
-        // Keep the logs where the failure points: copy them out before `down`.
-        let keep = std::env::temp_dir().join(format!("flinkgate-e2e-logs-{}", std::process::id()));
-        let _ = Command::new("cp")
-            .arg("-r")
-            .arg(dir.join("logs"))
-            .arg(&keep)
-            .status();
-        eprintln!("e2e: component logs kept in {}", keep.display());
+        cluster::keep_logs("e2e", &dir);
     }
     cluster.down();
     drop(cluster);
@@ -1059,16 +1028,5 @@ fn main() {
     let _ = Command::new(repo("hack/flink/flink"))
         .args(["down", "--dir", flink_dir.to_str().unwrap()])
         .status();
-    eprintln!(
-        "e2e: {} passed, {} failed in {:.1}s",
-        scenarios.len() - failed.len(),
-        failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failed.is_empty() {
-        for f in failed {
-            eprintln!("  FAILED: {f}");
-        }
-        std::process::exit(1);
-    }
+    cluster::report("e2e", scenarios.len(), &failed, started);
 }

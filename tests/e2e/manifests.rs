@@ -1,6 +1,8 @@
 //! Manifests the end-to-end scenarios apply.
 
-pub fn deployment(name: &str, ns: &str, parallelism: i64) -> String {
+/// The start every FlinkDeployment here shares: the image and its Flink
+/// version, the `flink` service account.
+fn deployment_head(name: &str, ns: &str) -> String {
     format!(
         r#"apiVersion: flink.apache.org/v1beta1
 kind: FlinkDeployment
@@ -11,7 +13,14 @@ spec:
   image: flink:1.20
   flinkVersion: v1_20
   serviceAccount: flink
-  jobManager:
+"#
+    )
+}
+
+pub fn deployment(name: &str, ns: &str, parallelism: i64) -> String {
+    deployment_head(name, ns)
+        + &format!(
+            r#"  jobManager:
     resource: {{memory: 2048m, cpu: 1}}
   taskManager:
     resource: {{memory: 2048m, cpu: 1}}
@@ -19,25 +28,13 @@ spec:
     jarURI: local:///opt/flink/examples/streaming/TopSpeedWindowing.jar
     parallelism: {parallelism}
 "#
-    )
+        )
 }
 
 /// A deployment with no resources, no parallelism, no config: the defaults fill it.
 pub fn bare_deployment(name: &str, ns: &str) -> String {
-    format!(
-        r#"apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: {name}
-  namespace: {ns}
-spec:
-  image: flink:1.20
-  flinkVersion: v1_20
-  serviceAccount: flink
-  job:
-    jarURI: local:///opt/flink/examples/streaming/TopSpeedWindowing.jar
-"#
-    )
+    deployment_head(name, ns)
+        + "  job:\n    jarURI: local:///opt/flink/examples/streaming/TopSpeedWindowing.jar\n"
 }
 
 pub fn session_cluster_and_job(ns: &str) -> String {

@@ -246,18 +246,7 @@ pub fn placement_without_data_is_kube_schedulers(c: &Cluster) {
         PODS.len()
     );
     // And it scored without data: none of these nodes is in the published table.
-    let (_, scores, _) = c.kubectl(
-        &[
-            "get",
-            "configmap",
-            "-n",
-            "flinkgate-system",
-            "flinkgate-scores",
-            "-o",
-            "jsonpath={.data.scores\\.json}",
-        ],
-        None,
-    );
+    let scores = c.scores_table().to_string();
     assert!(
         !scores.contains("no-data-"),
         "no scores for the no-data nodes: {scores}"

@@ -53,16 +53,7 @@ fn main() {
     if let Some(why) = cannot_run_real_nodes() {
         fail_or_skip(&why);
     }
-    let kubectl = Command::new(repo("hack/build"))
-        .arg("--paths")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .and_then(|p| {
-            p.lines()
-                .find_map(|l| l.strip_prefix("kubectl=").map(String::from))
-        })
-        .filter(|k| Path::new(k).exists());
+    let kubectl = cluster::built_kubectl();
     let Some(kubectl) = kubectl else {
         fail_or_skip("the local control plane is not built; `make test` builds it");
         return;
@@ -168,15 +159,8 @@ fn main() {
         }
     }
     if !failed.is_empty() {
-        let keep =
-            std::env::temp_dir().join(format!("flinkgate-real-nodes-logs-{}", std::process::id()));
         scenarios::dump_state(&cluster, &dir.join("logs"), false);
-        let _ = Command::new("cp")
-            .arg("-r")
-            .arg(dir.join("logs"))
-            .arg(&keep)
-            .status();
-        eprintln!("real-nodes: logs kept in {}", keep.display());
+        cluster::keep_logs("real-nodes", &dir);
     }
     cluster.down();
     drop(cluster);
@@ -202,16 +186,5 @@ fn main() {
         }
         selected.push((name, |_| {}));
     }
-    eprintln!(
-        "real-nodes: {} passed, {} failed in {:.1}s",
-        selected.len() - failed.len(),
-        failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failed.is_empty() {
-        for f in failed {
-            eprintln!("  FAILED: {f}");
-        }
-        std::process::exit(1);
-    }
+    cluster::report("real-nodes", selected.len(), &failed, started);
 }

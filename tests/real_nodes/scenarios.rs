@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Cluster, repo, wait};
+use crate::cluster::{Cluster, flink_get, flink_job_state, repo, restored_from, str_at, wait};
 
 pub const NODES: usize = 2;
 pub const NAMESPACE: &str = "rn";
@@ -48,8 +48,33 @@ fn pod_policy() -> String {
     )
 }
 
-/// An operator-style application: the operator's examples' image and jar.
-fn application(name: &str, state: &str, data: &Path, nonce: i64) -> String {
+/// Waits until no FlinkDeployment, Deployment, Service, ConfigMap or pod
+/// named after `name` is left in the test namespace.
+fn wait_nothing_left(c: &Cluster, name: &str) {
+    wait(
+        &format!("no pod, Service, ConfigMap or Deployment of {name} left"),
+        Duration::from_secs(120),
+        || {
+            let (_, out, _) = c.kubectl(
+                &[
+                    "get",
+                    "flinkdeployment,deployment,service,configmap,pods",
+                    "-n",
+                    NAMESPACE,
+                    "-o",
+                    "name",
+                ],
+                None,
+            );
+            !out.lines().any(|l| l.contains(name))
+        },
+    );
+}
+
+/// A FlinkDeployment with the shared data directory mounted at DATA_MOUNT
+/// (savepoints and checkpoints go there). `config` adds flinkConfiguration
+/// lines, `rest` what follows the resources (nonces, the job).
+fn with_data(name: &str, data: &Path, slots: u32, config: &str, rest: &str) -> String {
     format!(
         r#"apiVersion: flink.apache.org/v1beta1
 kind: FlinkDeployment
@@ -60,10 +85,9 @@ spec:
   image: flink:1.20
   flinkVersion: v1_20
   flinkConfiguration:
-    taskmanager.numberOfTaskSlots: "1"
-    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
+    taskmanager.numberOfTaskSlots: "{slots}"
+{config}    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
     state.checkpoints.dir: file://{DATA_MOUNT}/checkpoints
-    execution.checkpointing.interval: 5 s
   serviceAccount: flink
   podTemplate:
     spec:
@@ -77,14 +101,27 @@ spec:
     resource: {{memory: 1024m, cpu: 0.5}}
   taskManager:
     resource: {{memory: 1024m, cpu: 0.5}}
-  restartNonce: {nonce}
+{rest}"#,
+        data = data.display()
+    )
+}
+
+/// An operator-style application: the operator's examples' image and jar.
+fn application(name: &str, state: &str, data: &Path, nonce: i64) -> String {
+    with_data(
+        name,
+        data,
+        1,
+        "    execution.checkpointing.interval: 5 s\n",
+        &format!(
+            r#"  restartNonce: {nonce}
   job:
     jarURI: local:///opt/flink/examples/streaming/StateMachineExample.jar
     parallelism: 2
     upgradeMode: savepoint
     state: {state}
-"#,
-        data = data.display()
+"#
+        ),
     )
 }
 
@@ -92,29 +129,6 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
     serde_json::from_str(&c.must(&all, None)).unwrap_or(Value::Null)
-}
-
-fn status(c: &Cluster, name: &str) -> Value {
-    let (ok, out, _) = c.kubectl(
-        &[
-            "get",
-            "flinkdeployment",
-            "-n",
-            NAMESPACE,
-            name,
-            "-o",
-            "json",
-        ],
-        None,
-    );
-    if !ok {
-        return Value::Null;
-    }
-    serde_json::from_str::<Value>(&out).map_or(Value::Null, |v| v["status"].clone())
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
@@ -146,53 +160,12 @@ fn rest(c: &Cluster, name: &str) -> Option<String> {
     (ok && !ip.trim().is_empty()).then(|| format!("http://{}:8081", ip.trim()))
 }
 
-fn flink_get(rest: &str, path: &str) -> Option<Value> {
-    let out = Command::new("curl")
-        .args(["-sf", "--max-time", "5"])
-        .arg(format!("{rest}{path}"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())
-        .flatten()
-}
-
-fn job_state(rest: &str, jid: &str) -> Option<String> {
-    flink_get(rest, &format!("/jobs/{jid}"))?["state"]
-        .as_str()
-        .map(String::from)
-}
-
 /// Flink calls a job RUNNING once it is scheduling; its tasks run only when
 /// TaskManagers have registered and taken them.
 fn all_tasks_running(rest: &str, jid: &str) -> bool {
     flink_get(rest, &format!("/jobs/{jid}"))
         .and_then(|j| j["vertices"].as_array().cloned())
         .is_some_and(|v| !v.is_empty() && v.iter().all(|x| x["status"] == "RUNNING"))
-}
-
-fn restored_from(rest: &str, jid: &str) -> Option<String> {
-    flink_get(rest, &format!("/jobs/{jid}/checkpoints"))?
-        .pointer("/latest/restored/external_path")?
-        .as_str()
-        .map(String::from)
-}
-
-fn events(c: &Cluster, name: &str) -> String {
-    c.must(
-        &[
-            "get",
-            "events",
-            "-n",
-            NAMESPACE,
-            "--field-selector",
-            &format!("involvedObject.name={name}"),
-            "-o",
-            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-        ],
-        None,
-    )
 }
 
 fn real_nodes(c: &Cluster) -> Vec<String> {
@@ -214,8 +187,8 @@ fn await_running(c: &Cluster, name: &str, jid: &str, timeout: Duration) -> Strin
         || {
             let Some(r) = rest(c, name) else { return false };
             base = r;
-            let s = status(c, name);
-            job_state(&base, jid).as_deref() == Some("RUNNING")
+            let s = c.status("flinkdeployment", NAMESPACE, name);
+            flink_job_state(&base, jid).as_deref() == Some("RUNNING")
                 && all_tasks_running(&base, jid)
                 && str_at(&s, "/jobStatus/jobId") == jid
                 && str_at(&s, "/lifecycleState") == "STABLE"
@@ -318,7 +291,7 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
         "suspended with a savepoint, pods gone",
         Duration::from_secs(120),
         || {
-            let s = status(c, name);
+            let s = c.status("flinkdeployment", NAMESPACE, name);
             savepoint = str_at(&s, "/jobStatus/upgradeSavepointPath").to_owned();
             str_at(&s, "/lifecycleState") == "SUSPENDED"
                 && !savepoint.is_empty()
@@ -365,7 +338,11 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
     );
     let third = flinkgate::controller::job_id::job_id(&uid, 3);
     let rest = await_running(c, name, &third, Duration::from_secs(240));
-    let upgrade_from = str_at(&status(c, name), "/jobStatus/upgradeSavepointPath").to_owned();
+    let upgrade_from = str_at(
+        &c.status("flinkdeployment", NAMESPACE, name),
+        "/jobStatus/upgradeSavepointPath",
+    )
+    .to_owned();
     assert!(
         !upgrade_from.is_empty() && upgrade_from != savepoint,
         "a fresh savepoint for the upgrade: {upgrade_from}"
@@ -375,29 +352,12 @@ pub fn native_application_lifecycle(c: &mut Cluster) {
         Some(strip_scheme(&upgrade_from)),
         "the upgraded job restored from the upgrade savepoint"
     );
-    let ev = events(c, name);
+    let ev = c.events(NAMESPACE, name);
     assert!(ev.contains("Upgrading"), "an Upgrading Event: {ev}");
 
     // Delete: nothing of it is left.
     delete_deployments(c, &[name]);
-    wait(
-        "no pod, Service, ConfigMap or Deployment of it left",
-        Duration::from_secs(120),
-        || {
-            let (_, out, _) = c.kubectl(
-                &[
-                    "get",
-                    "flinkdeployment,deployment,service,configmap,pods",
-                    "-n",
-                    NAMESPACE,
-                    "-o",
-                    "name",
-                ],
-                None,
-            );
-            !out.lines().any(|l| l.contains(name))
-        },
-    );
+    wait_nothing_left(c, name);
 }
 
 fn strip_scheme(p: &str) -> &str {
@@ -466,35 +426,12 @@ pub fn examples_jar() -> std::path::PathBuf {
 }
 
 fn session_cluster(name: &str, data: &Path) -> String {
-    format!(
-        r#"apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: {name}
-  namespace: {NAMESPACE}
-spec:
-  image: flink:1.20
-  flinkVersion: v1_20
-  flinkConfiguration:
-    taskmanager.numberOfTaskSlots: "2"
-    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
-    state.checkpoints.dir: file://{DATA_MOUNT}/checkpoints
-    execution.checkpointing.interval: 5 s
-  serviceAccount: flink
-  podTemplate:
-    spec:
-      containers:
-        - name: flink-main-container
-          volumeMounts: [{{name: flink-data, mountPath: {DATA_MOUNT}}}]
-      volumes:
-        - name: flink-data
-          hostPath: {{path: {data}, type: Directory}}
-  jobManager:
-    resource: {{memory: 1024m, cpu: 0.5}}
-  taskManager:
-    resource: {{memory: 1024m, cpu: 0.5}}
-"#,
-        data = data.display()
+    with_data(
+        name,
+        data,
+        2,
+        "    execution.checkpointing.interval: 5 s\n",
+        "",
     )
 }
 
@@ -517,25 +454,6 @@ spec:
     )
 }
 
-fn job_status(c: &Cluster, name: &str) -> Value {
-    let (ok, out, _) = c.kubectl(
-        &[
-            "get",
-            "flinksessionjob",
-            "-n",
-            NAMESPACE,
-            name,
-            "-o",
-            "json",
-        ],
-        None,
-    );
-    if !ok {
-        return Value::Null;
-    }
-    serde_json::from_str::<Value>(&out).map_or(Value::Null, |v| v["status"].clone())
-}
-
 /// A native session cluster on real pods, and a FlinkSessionJob whose jar
 /// flinkgate downloads over HTTPS and submits: Flink creates TaskManager pods
 /// for it; suspend and resume keep its state.
@@ -546,15 +464,7 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
         &["apply", "-f", "-"],
         Some(&session_cluster(session, &data)),
     );
-    wait(
-        "the session cluster is STABLE",
-        Duration::from_secs(180),
-        || {
-            let s = status(c, session);
-            str_at(&s, "/jobManagerDeploymentStatus") == "READY"
-                && str_at(&s, "/lifecycleState") == "STABLE"
-        },
-    );
+    c.wait_stable(NAMESPACE, session, Duration::from_secs(180));
     assert!(
         pods(c, &format!("app={session},component=taskmanager")).is_empty(),
         "an idle native session cluster has no TaskManagers yet"
@@ -578,7 +488,7 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
                 return false;
             };
             base = r;
-            let s = job_status(c, job);
+            let s = c.status("flinksessionjob", NAMESPACE, job);
             str_at(&s, "/jobStatus/jobId") == first
                 && str_at(&s, "/jobStatus/state") == "RUNNING"
                 && all_tasks_running(&base, &first)
@@ -608,13 +518,13 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
         "the session job SUSPENDED with a savepoint",
         Duration::from_secs(120),
         || {
-            let s = job_status(c, job);
+            let s = c.status("flinksessionjob", NAMESPACE, job);
             savepoint = str_at(&s, "/jobStatus/upgradeSavepointPath").to_owned();
             str_at(&s, "/lifecycleState") == "SUSPENDED" && !savepoint.is_empty()
         },
     );
     assert_eq!(
-        job_state(&base, &first).as_deref(),
+        flink_job_state(&base, &first).as_deref(),
         Some("FINISHED"),
         "stopped with the savepoint"
     );
@@ -627,7 +537,7 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
         "the resumed session job RUNNING",
         Duration::from_secs(180),
         || {
-            let s = job_status(c, job);
+            let s = c.status("flinksessionjob", NAMESPACE, job);
             str_at(&s, "/jobStatus/jobId") == second
                 && str_at(&s, "/jobStatus/state") == "RUNNING"
                 && all_tasks_running(&base, &second)
@@ -653,27 +563,10 @@ pub fn native_session_job_lifecycle(c: &mut Cluster, jar_url: &str) {
     wait(
         "deleting the session job cancels it",
         Duration::from_secs(60),
-        || job_state(&base, &second).as_deref() == Some("CANCELED"),
+        || flink_job_state(&base, &second).as_deref() == Some("CANCELED"),
     );
     delete_deployments(c, &[session]);
-    wait(
-        "no pod, Service, ConfigMap or Deployment of the session cluster left",
-        Duration::from_secs(120),
-        || {
-            let (_, out, _) = c.kubectl(
-                &[
-                    "get",
-                    "flinkdeployment,deployment,service,configmap,pods",
-                    "-n",
-                    NAMESPACE,
-                    "-o",
-                    "name",
-                ],
-                None,
-            );
-            !out.lines().any(|l| l.contains(session))
-        },
-    );
+    wait_nothing_left(c, session);
 }
 
 fn standalone_session(name: &str, replicas: u32) -> String {
@@ -717,7 +610,11 @@ pub fn standalone_taskmanagers_register(c: &mut Cluster) {
                 .unwrap_or(0);
             // One slot each; slots show once a TaskManager's registration completes.
             let slots = flink_get(&base, "/overview").and_then(|o| o["slots-total"].as_u64());
-            let lifecycle = str_at(&status(c, name), "/lifecycleState").to_string();
+            let lifecycle = str_at(
+                &c.status("flinkdeployment", NAMESPACE, name),
+                "/lifecycleState",
+            )
+            .to_string();
             let seen = format!("{registered} registered, slots {slots:?}, {lifecycle}");
             if seen != last_seen {
                 eprintln!("real-nodes: standalone: {seen}");
@@ -745,41 +642,20 @@ fn ha_application(name: &str, data: &Path, entry_class: Option<&str>) -> String 
     let entry = entry_class
         .map(|e| format!("    entryClass: {e}\n"))
         .unwrap_or_default();
-    format!(
-        r#"apiVersion: flink.apache.org/v1beta1
-kind: FlinkDeployment
-metadata:
-  name: {name}
-  namespace: {NAMESPACE}
-spec:
-  image: flink:1.20
-  flinkVersion: v1_20
-  flinkConfiguration:
-    taskmanager.numberOfTaskSlots: "2"
-    high-availability.type: kubernetes
-    high-availability.storageDir: file://{DATA_MOUNT}/ha
-    state.savepoints.dir: file://{DATA_MOUNT}/savepoints
-    state.checkpoints.dir: file://{DATA_MOUNT}/checkpoints
-    execution.checkpointing.interval: 3 s
-  serviceAccount: flink
-  podTemplate:
-    spec:
-      containers:
-        - name: flink-main-container
-          volumeMounts: [{{name: flink-data, mountPath: {DATA_MOUNT}}}]
-      volumes:
-        - name: flink-data
-          hostPath: {{path: {data}, type: Directory}}
-  jobManager:
-    resource: {{memory: 1024m, cpu: 0.5}}
-  taskManager:
-    resource: {{memory: 1024m, cpu: 0.5}}
-  job:
+    with_data(
+        name,
+        data,
+        2,
+        &format!(
+            "    high-availability.type: kubernetes\n    high-availability.storageDir: file://{DATA_MOUNT}/ha\n    execution.checkpointing.interval: 3 s\n"
+        ),
+        &format!(
+            r#"  job:
     jarURI: local:///opt/flink/examples/streaming/StateMachineExample.jar
 {entry}    parallelism: 2
     upgradeMode: last-state
-"#,
-        data = data.display()
+"#
+        ),
     )
 }
 
@@ -919,12 +795,12 @@ pub fn ha_jobmanager_kill_recovers_from_checkpoint(c: &mut Cluster) {
         upgraded["id"].as_u64().unwrap_or(0) >= checkpoint_before,
         "the latest checkpoint, not an older one: {upgraded} (before the upgrade: {checkpoint_before})"
     );
-    let s = status(c, name);
+    let s = c.status("flinkdeployment", NAMESPACE, name);
     assert_eq!(str_at(&s, "/jobStatus/jobId"), jid, "the same job id: {s}");
     assert!(
-        events(c, name).contains("JobKeptInHaMetadata"),
+        c.events(NAMESPACE, name).contains("JobKeptInHaMetadata"),
         "{}",
-        events(c, name)
+        c.events(NAMESPACE, name)
     );
 
     delete_deployments(c, &[name]);
@@ -965,7 +841,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
         "an image that cannot be pulled is FAILED with the reason",
         Duration::from_secs(120),
         || {
-            s = status(c, "bad-image");
+            s = c.status("flinkdeployment", NAMESPACE, "bad-image");
             str_at(&s, "/lifecycleState") == "FAILED"
                 && str_at(&s, "/jobManagerDeploymentStatus") == "ERROR"
         },
@@ -976,7 +852,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
         "{err}"
     );
     assert!(err.contains("bad-image-"), "names the pod: {err}");
-    let ev = events(c, "bad-image");
+    let ev = c.events(NAMESPACE, "bad-image");
     assert!(ev.contains("JobManagerPodsFailing"), "{ev}");
 
     // A main class that is not in the jar: Flink's entrypoint exits, so the
@@ -993,7 +869,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
         "an application whose main class is missing is FAILED",
         Duration::from_secs(240),
         || {
-            s = status(c, "bad-class");
+            s = c.status("flinkdeployment", NAMESPACE, "bad-class");
             str_at(&s, "/lifecycleState") == "FAILED"
         },
     );
@@ -1023,13 +899,13 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
         "a job that fails in Flink is FAILED with Flink's root exception",
         Duration::from_secs(240),
         || {
-            s = status(c, "failing-job");
+            s = c.status("flinkdeployment", NAMESPACE, "failing-job");
             str_at(&s, "/lifecycleState") == "FAILED" && str_at(&s, "/jobStatus/state") == "FAILED"
         },
     );
     let err = str_at(&s, "/error");
     assert!(err.contains("failed in Flink"), "{err}");
-    let ev = events(c, "failing-job");
+    let ev = c.events(NAMESPACE, "failing-job");
     assert!(ev.contains("JobFailed"), "{ev}");
     delete_deployments(c, &["bad-image", "bad-class", "failing-job"]);
 
@@ -1045,7 +921,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
         "TaskManagers that keep failing make the deployment FAILED",
         Duration::from_secs(240),
         || {
-            s = status(c, "tm-crash");
+            s = c.status("flinkdeployment", NAMESPACE, "tm-crash");
             str_at(&s, "/lifecycleState") == "FAILED"
         },
     );
@@ -1063,7 +939,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
         "READY",
         "the JobManager itself is fine"
     );
-    let ev = events(c, "tm-crash");
+    let ev = c.events(NAMESPACE, "tm-crash");
     assert!(ev.contains("TaskManagerPodsFailing"), "{ev}");
     delete_deployments(c, &["tm-crash"]);
 }
@@ -1071,17 +947,7 @@ pub fn failures_show_in_status_and_events(c: &mut Cluster) {
 /// `kubectl delete flinkdeployment` without waiting for the finalizer.
 fn delete_deployments(c: &Cluster, names: &[&str]) {
     for name in names {
-        c.must(
-            &[
-                "delete",
-                "flinkdeployment",
-                "-n",
-                NAMESPACE,
-                name,
-                "--wait=false",
-            ],
-            None,
-        );
+        c.delete_nowait("flinkdeployment", NAMESPACE, name);
     }
 }
 
@@ -1331,9 +1197,9 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
     wait(
         "a TaskManager moved off the slow node",
         Duration::from_secs(180),
-        || events(c, name).contains("TaskManagerMoved"),
+        || c.events(NAMESPACE, name).contains("TaskManagerMoved"),
     );
-    let ev = events(c, name);
+    let ev = c.events(NAMESPACE, name);
     assert!(
         ev.contains("on node-1") && ev.contains("below the floor"),
         "the move names the node and the reason: {ev}"
@@ -1374,7 +1240,7 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
             p["spec"]["nodeName"], "node-0",
             "the replacement avoided the slow node: {pod}"
         );
-        let pod_events = events(c, pod);
+        let pod_events = c.events(NAMESPACE, pod);
         assert!(
             pod_events.contains("NodesFiltered") && pod_events.contains("node node-1"),
             "{pod}: {pod_events}"
@@ -1384,7 +1250,7 @@ pub fn slow_node_filtered_and_rebalanced(c: &mut Cluster) {
     assert_eq!(moves(), Some(1.0), "one move per cooldown");
     let listed = c.must(&["get", "flinkdep", "-n", NAMESPACE, name], None);
     assert!(listed.contains("F(X)"), "the F(x) column: {listed}");
-    let s = status(c, name);
+    let s = c.status("flinkdeployment", NAMESPACE, name);
     assert!(
         s.pointer("/taskPerformance/job")
             .and_then(Value::as_f64)
