@@ -5,6 +5,7 @@
 # ~/.cache/flinkgate/tools on first use).
 #
 #   benches/load.sh            # DURATION=10s CONNECTIONS=64 RATE=5000 by default
+#   FLINKGATE_BIN=path benches/load.sh   # measure another build (e.g. an older commit's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -16,7 +17,12 @@ if [ ! -x "$OHA" ]; then
   echo "installing oha into $TOOLS" >&2
   cargo install oha --locked --root "$TOOLS"
 fi
-cargo build --release --quiet --bin flinkgate --example bare-server
+# Two builds: examples turn on the test-support feature (dev-dependencies),
+# and the flinkgate measured must be the release binary users get.
+cargo build --release --quiet --bin flinkgate
+cargo build --release --quiet --example bare-server
+FG=${FLINKGATE_BIN:-target/release/flinkgate}
+echo "measuring $FG" >&2
 BODY=tests/fixtures/flinkdeployment-create.json
 FG_PORT=18443 BARE_PORT=19443
 
@@ -25,14 +31,14 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 # Start to ready: spawn, then poll /readyz over TLS as fast as possible.
-python3 - "$FG_PORT" <<'PY'
+python3 - "$FG_PORT" "$FG" <<'PY'
 import socket, ssl, subprocess, sys, time
-port = sys.argv[1]
+port, fg = sys.argv[1], sys.argv[2]
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 samples = []
 for _ in range(5):
     t0 = time.perf_counter()
-    p = subprocess.Popen(["target/release/flinkgate", "serve", "--listen", f"127.0.0.1:{port}"],
+    p = subprocess.Popen([fg, "serve", "--listen", f"127.0.0.1:{port}"],
                          stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -48,7 +54,7 @@ for _ in range(5):
 print(f"start to ready: median {sorted(samples)[2]:.1f} ms (5 runs: {', '.join(f'{s:.1f}' for s in samples)})")
 PY
 
-target/release/flinkgate serve --listen 127.0.0.1:$FG_PORT 2>/dev/null & pids+=($!); FG_PID=$!
+"$FG" serve --listen 127.0.0.1:$FG_PORT 2>/dev/null & pids+=($!); FG_PID=$!
 target/release/examples/bare-server 127.0.0.1:$BARE_PORT 2>/dev/null & pids+=($!)
 sleep 0.5
 

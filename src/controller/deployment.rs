@@ -21,12 +21,13 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::context::{Context, FIELD_MANAGER, FINALIZER, ReconcileError};
+use super::deployment_plan::{self, After, Before, Requeue, Rest};
 use super::flink_config::{self, FlatConfig, is_application, is_standalone};
 use super::ha_metadata::{self, CarryOver};
 use super::job_id;
 use super::pod_health;
 use super::resources::{self, Replicas};
-use super::status::{self, Lifecycle};
+use super::status::{self, JobManagerDeploymentStatus, JobState, Lifecycle, ReconciliationState};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::FlinkDeployment;
 use crate::flink::rest::SavepointProgress;
@@ -137,17 +138,17 @@ async fn apply(
 
     let spec_json = serde_json::to_value(&d.spec).unwrap_or(Value::Null);
     let last_spec = crate::flink::reconciled::last_reconciled_spec(st.get("reconciliationStatus"));
-    let suspended = lifecycle.as_deref() == Some("SUSPENDED");
-    let upgrade = app
-        && want_running
-        && !suspended
-        && job_id.is_some()
-        && last_spec
+    let plan = deployment_plan::transition(Before {
+        application: app,
+        want_running,
+        lifecycle: lifecycle.as_deref().and_then(Lifecycle::parse),
+        has_job: job_id.is_some(),
+        spec_changed: last_spec
             .as_ref()
-            .is_some_and(|l| status::upgrade_relevant(l) != status::upgrade_relevant(&spec_json));
-    let stopping = app && ((!want_running && !suspended) || upgrade);
-    let resuming = app && want_running && suspended;
-    let carry = carry_over(d, ctx, &upgrade_mode, stopping || resuming, &ns, &name).await?;
+            .is_some_and(|l| status::upgrade_relevant(l) != status::upgrade_relevant(&spec_json)),
+    });
+    let (upgrade, stopping) = (plan.upgrade, plan.stop);
+    let carry = carry_over(d, ctx, &upgrade_mode, plan.carries_state(), &ns, &name).await?;
     if stopping && carry == CarryOver::HaMetadata {
         // last-state: the job runs on until its JobManager is scaled down or
         // replaced; Flink keeps its checkpoints in the HA metadata.
@@ -213,7 +214,7 @@ async fn apply(
     {
         restore = super::snapshot::initial_state(ctx, &ns, j).await?;
     }
-    if app && want_running && (job_id.is_none() || suspended || upgrade) {
+    if plan.start {
         // A first start, a resume or an upgrade: the next deterministic id,
         // persisted before the JobManager that runs it exists.
         let next = match &job_id {
@@ -231,15 +232,11 @@ async fn apply(
         {
             restore = super::snapshot::initial_state(ctx, &ns, j).await?;
         }
-        let state = if upgrade {
-            Lifecycle::Upgrading
-        } else {
-            Lifecycle::Deployed
-        };
+        let state = plan.starting_state();
         // The spec is reconciled from here on: a retry of this reconcile
         // (the new JobManager not answering yet) must not upgrade again.
         patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": state.as_str(),
-            "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, "UPGRADING")})).await?;
+            "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, ReconciliationState::Upgrading)})).await?;
         job_id = Some(next);
     }
 
@@ -312,47 +309,55 @@ async fn apply(
         },
     });
     if !want_running {
-        patch["jobManagerDeploymentStatus"] = json!("MISSING");
+        patch["jobManagerDeploymentStatus"] = json!(JobManagerDeploymentStatus::Missing.as_str());
         patch["lifecycleState"] = json!(Lifecycle::Suspended.as_str());
-        patch["reconciliationStatus"] =
-            status::reconciliation_status(&spec_json, generation, false, "DEPLOYED");
+        patch["reconciliationStatus"] = status::reconciliation_status(
+            &spec_json,
+            generation,
+            false,
+            ReconciliationState::Deployed,
+        );
         patch["error"] = Value::Null;
         patch_status(d, ctx, api, &mut st, patch).await?;
         ctx.succeeded(&uid);
         return Ok(Action::requeue(STEADY));
     }
-    let (jm_status, overview) = if available < 1 {
-        ("DEPLOYING", None)
+    let rest_seen = if available < 1 {
+        Rest::NotAsked
     } else {
         match flink.overview().await {
-            Ok(o) => ("READY", Some(o)),
+            Ok(o) => {
+                patch["clusterInfo"] = json!({"flink-version": o.flink_version});
+                Rest::Answered
+            }
             Err(e) => {
                 tracing::info!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "JobManager pods are available, its REST API not answering yet");
-                ("DEPLOYED_NOT_READY", None)
+                Rest::Silent
             }
         }
     };
-    patch["jobManagerDeploymentStatus"] = json!(jm_status);
-    let mut job_running = !app;
-    let mut job_failure = None;
-    if let Some(o) = &overview {
-        patch["clusterInfo"] = json!({"flink-version": o.flink_version});
+    let mut after = After {
+        application: app,
+        rest: rest_seen,
+        job: None,
+        replica_failure,
+        pod_failure: None,
+        job_failure: None,
+    };
+    if rest_seen == Rest::Answered
+        && let Some(jid) = &job_id
+    {
         // A JobManager being replaced may drop the request: not an error,
         // the next poll sees the new one.
-        let job = match &job_id {
-            Some(jid) => flink.job_state(jid).await.unwrap_or_else(|e| {
-                tracing::debug!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "job state not readable yet");
-                None
-            }),
-            None => None,
-        };
-        if let Some(jid) = &job_id
-            && let Some(j) = job
-        {
-            job_running = j.state == "RUNNING";
-            if j.state == "FAILED" {
+        let job = flink.job_state(jid).await.unwrap_or_else(|e| {
+            tracing::debug!(flinkdeployment = %format!("{ns}/{name}"), error = %e, "job state not readable yet");
+            None
+        });
+        if let Some(j) = job {
+            after.job = j.state.known();
+            if j.is(JobState::Failed) {
                 let cause = flink.root_exception(jid).await.ok().flatten();
-                job_failure = Some(match cause {
+                after.job_failure = Some(match cause {
                     Some(c) => format!("job {jid} failed in Flink: {c}"),
                     None => format!("job {jid} failed in Flink"),
                 });
@@ -361,11 +366,10 @@ async fn apply(
                 "startTime": j.start_time.to_string(), "updateTime": status::now_millis().to_string()});
         }
     }
-    let stable = overview.is_some() && job_running;
     // A cluster that is not running: do its pods say why? Native
     // TaskManagers that keep failing are known from the pod watch, and count
     // even while Flink reports the job RUNNING (waiting for slots).
-    let pod_failure = if stable {
+    after.pod_failure = if after.looks_healthy() {
         None
     } else {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -378,28 +382,17 @@ async fn apply(
         ctx.taskmanager_crash_loop(&format!("{ns}/{name}"))
             .map(|m| (pod_health::Component::TaskManager, m))
     });
-    if let Some((pod_health::Component::JobManager, _)) = &pod_failure {
-        patch["jobManagerDeploymentStatus"] = json!("ERROR");
-    }
-    let failure = replica_failure
-        .map(|m| (pod_health::Component::JobManager.event_reason(), m))
-        .or(pod_failure.map(|(c, m)| (c.event_reason(), m)))
-        .or(job_failure.map(|m| ("JobFailed", m)));
-    let stable = stable && failure.is_none();
-    patch["lifecycleState"] = json!(
-        if failure.is_some() {
-            Lifecycle::Failed
-        } else if stable {
-            Lifecycle::Stable
-        } else {
-            Lifecycle::Deployed
-        }
-        .as_str()
+    let verdict = deployment_plan::verdict(&after);
+    patch["jobManagerDeploymentStatus"] = json!(verdict.jobmanager.as_str());
+    patch["lifecycleState"] = json!(verdict.lifecycle.as_str());
+    patch["reconciliationStatus"] = status::reconciliation_status(
+        &spec_json,
+        generation,
+        verdict.stable,
+        ReconciliationState::Deployed,
     );
-    patch["reconciliationStatus"] =
-        status::reconciliation_status(&spec_json, generation, stable, "DEPLOYED");
-    patch["error"] = json!(failure.as_ref().map(|(_, m)| m));
-    if let Some((reason, msg)) = &failure
+    patch["error"] = json!(verdict.failure.as_ref().map(|(_, m)| m));
+    if let Some((reason, msg)) = &verdict.failure
         && st.get("error").and_then(Value::as_str) != Some(msg)
     {
         ctx.event(d, true, reason, msg.clone()).await;
@@ -409,13 +402,16 @@ async fn apply(
     // Pods becoming available trigger a reconcile through the Deployment
     // watch; the requeue is a safety net. A JobManager that is up but not
     // answering yet is polled sooner.
-    if jm_status != "DEPLOYED_NOT_READY" {
-        ctx.ready(&uid);
-    }
-    Ok(Action::requeue(match jm_status {
-        _ if stable => STEADY,
-        "DEPLOYED_NOT_READY" => ctx.not_ready_delay(&uid),
-        _ => WAITING,
+    Ok(Action::requeue(match verdict.requeue {
+        Requeue::Steady => {
+            ctx.ready(&uid);
+            STEADY
+        }
+        Requeue::NotReady => ctx.not_ready_delay(&uid),
+        Requeue::Waiting => {
+            ctx.ready(&uid);
+            WAITING
+        }
     }))
 }
 

@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod deployment;
+pub mod deployment_plan;
 #[cfg(feature = "test-support")]
 pub mod fault;
 pub mod flink_config;

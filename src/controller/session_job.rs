@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 use super::context::{Context, FINALIZER, ReconcileError};
 #[cfg(feature = "test-support")]
 use super::fault::Fault;
-use super::status::{self, Lifecycle};
+use super::status::{self, JobState, Lifecycle, ReconciliationState};
 use super::{deployment, job_id};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob, JobSpec};
 use crate::flink::rest::FlinkRestClient;
-use crate::flink::rest::{JobState, RunRequest, SavepointProgress};
+use crate::flink::rest::{FlinkJob, RunRequest, SavepointProgress};
 
 /// How soon to look again while a job is starting or changing.
 const SOON: Duration = Duration::from_secs(3);
@@ -162,7 +162,7 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
         // Running, and should keep running as it is.
         (true, Some(j)) if !j.is_terminal() && !changed => {
             handle_savepoint_nonce(&mut job, &flink, &j, savepoint_dir.as_deref()).await?;
-            let stable = j.state == "RUNNING";
+            let stable = j.is(JobState::Running);
             let mut patch = json!({
                 "jobStatus": job_status_of(&j),
                 "error": null,
@@ -170,8 +170,12 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
                 "lifecycleState": if stable { Lifecycle::Stable } else { Lifecycle::Deployed }.as_str(),
             });
             if last_spec.is_none() || stable {
-                patch["reconciliationStatus"] =
-                    status::reconciliation_status(&spec_json, generation, stable, "DEPLOYED");
+                patch["reconciliationStatus"] = status::reconciliation_status(
+                    &spec_json,
+                    generation,
+                    stable,
+                    ReconciliationState::Deployed,
+                );
             }
             job.patch_status(patch).await?;
             ctx.succeeded(&job.uid);
@@ -200,7 +204,7 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             } else {
                 // Finished or failed on its own: report, do not restart it
                 // (Flink's restart strategy already had its say).
-                let failed = j.state == "FAILED";
+                let failed = j.is(JobState::Failed);
                 job.patch_status(json!({
                     "jobStatus": job_status_of(&j),
                     "observedGeneration": generation,
@@ -223,7 +227,7 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             job.patch_status(json!({
                 "lifecycleState": Lifecycle::Suspended.as_str(),
                 "observedGeneration": generation,
-                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, "DEPLOYED"),
+                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, ReconciliationState::Deployed),
             }))
             .await?;
             ctx.succeeded(&job.uid);
@@ -233,7 +237,7 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             let mut patch = json!({
                 "lifecycleState": Lifecycle::Suspended.as_str(),
                 "observedGeneration": generation,
-                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, "DEPLOYED"),
+                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, ReconciliationState::Deployed),
             });
             if let Some(j) = observed {
                 patch["jobStatus"] = job_status_of(&j);
@@ -250,7 +254,7 @@ fn upgrade_mode(spec: &JobSpec) -> &str {
 }
 
 /// `jobStatus` as the operator writes it from Flink's view of the job.
-fn job_status_of(j: &JobState) -> Value {
+fn job_status_of(j: &FlinkJob) -> Value {
     json!({
         "jobId": j.jid,
         "jobName": j.name,
@@ -382,7 +386,7 @@ async fn submit(
         "error": null,
         "observedGeneration": generation,
         "lifecycleState": Lifecycle::Deployed.as_str(),
-        "reconciliationStatus": status::reconciliation_status(spec_json, generation, false, "DEPLOYED"),
+        "reconciliationStatus": status::reconciliation_status(spec_json, generation, false, ReconciliationState::Deployed),
     }))
     .await?;
     ctx.succeeded(&job.uid);
@@ -508,7 +512,7 @@ async fn finish_pending_savepoint(
 async fn handle_savepoint_nonce(
     job: &mut Job<'_>,
     flink: &FlinkRestClient,
-    running: &JobState,
+    running: &FlinkJob,
     dir: Option<&str>,
 ) -> Result<(), ReconcileError> {
     let Some(nonce) = job.spec.savepoint_trigger_nonce else {
@@ -518,7 +522,7 @@ async fn handle_savepoint_nonce(
         .status
         .pointer("/jobStatus/savepointInfo/lastSavepoint/triggerNonce")
         .and_then(Value::as_i64);
-    if done == Some(nonce) || running.state != "RUNNING" {
+    if done == Some(nonce) || !running.is(JobState::Running) {
         return Ok(());
     }
     let trigger = flink.trigger_savepoint(&running.jid, dir).await?;

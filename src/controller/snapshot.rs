@@ -24,6 +24,7 @@ use crate::flink::state_snapshot::{
     KIND_FLINK_SESSION_JOB, LABEL_JOB_REFERENCE_KIND, LABEL_JOB_REFERENCE_NAME,
     LABEL_SNAPSHOT_TYPE, LABEL_STATE, LABEL_TRIGGER_TYPE, SnapshotState,
 };
+use crate::flink::status::{JobState, Reported};
 
 /// How soon to look at a snapshot in progress.
 const POLL: Duration = Duration::from_secs(2);
@@ -370,7 +371,7 @@ enum Triggered {
 struct Target {
     flink: FlinkRestClient,
     job_id: Option<String>,
-    job_state: Option<String>,
+    job_state: Option<Reported<JobState>>,
     savepoint_dir: Option<String>,
 }
 
@@ -439,10 +440,18 @@ async fn trigger(
 ) -> Result<Triggered, ReconcileError> {
     let spec = &snapshot.spec;
     let t = target(spec, ns, ctx).await?;
-    let (Some(jid), Some("RUNNING")) = (t.job_id.as_deref(), t.job_state.as_deref()) else {
+    let running = t
+        .job_state
+        .as_ref()
+        .is_some_and(|s| *s == JobState::Running);
+    let (Some(jid), true) = (t.job_id.as_deref(), running) else {
+        let state = match &t.job_state {
+            Some(Reported::Known(s)) => s.as_str(),
+            Some(Reported::Other(s)) => s.as_str(),
+            None => "unknown",
+        };
         return Ok(Triggered::JobNotRunning(format!(
-            "the job is not running (state {})",
-            t.job_state.as_deref().unwrap_or("unknown")
+            "the job is not running (state {state})"
         )));
     };
     let trigger_id = match &spec.savepoint {

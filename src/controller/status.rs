@@ -1,64 +1,15 @@
 //! Status fields written the way the Flink operator writes them, so its
 //! users' dashboards and `kubectl get` columns keep working.
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
-/// `status.lifecycleState` values (the operator's `ResourceLifecycleState`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Lifecycle {
-    Created,
-    Suspended,
-    Upgrading,
-    Deployed,
-    Stable,
-    Failed,
-    Deleting,
-}
-
-impl Lifecycle {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "CREATED",
-            Self::Suspended => "SUSPENDED",
-            Self::Upgrading => "UPGRADING",
-            Self::Deployed => "DEPLOYED",
-            Self::Stable => "STABLE",
-            Self::Failed => "FAILED",
-            Self::Deleting => "DELETING",
-        }
-    }
-
-    /// The Event reason for entering this state.
-    pub fn event_reason(self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Suspended => "Suspended",
-            Self::Upgrading => "Upgrading",
-            Self::Deployed => "Deployed",
-            Self::Stable => "Stable",
-            Self::Failed => "Failed",
-            Self::Deleting => "Deleting",
-        }
-    }
-}
+pub use crate::flink::status::{
+    JobManagerDeploymentStatus, JobState, Lifecycle, ReconciliationState,
+};
 
 /// The Event reason for entering a lifecycle state.
 pub fn lifecycle_reason(state: &str) -> &'static str {
-    [
-        Lifecycle::Created,
-        Lifecycle::Suspended,
-        Lifecycle::Upgrading,
-        Lifecycle::Deployed,
-        Lifecycle::Stable,
-        Lifecycle::Failed,
-        Lifecycle::Deleting,
-    ]
-    .into_iter()
-    .find(|l| l.as_str() == state)
-    .map(Lifecycle::event_reason)
-    .unwrap_or("StatusChanged")
+    Lifecycle::parse(state).map_or("StatusChanged", Lifecycle::event_reason)
 }
 
 pub fn now_millis() -> i64 {
@@ -75,7 +26,7 @@ pub fn reconciliation_status(
     spec: &Value,
     generation: Option<i64>,
     stable: bool,
-    state: &str,
+    state: ReconciliationState,
 ) -> Value {
     let reconciled = json!({
         "spec": spec,
@@ -88,7 +39,7 @@ pub fn reconciliation_status(
     let mut s = json!({
         "reconciliationTimestamp": now_millis(),
         "lastReconciledSpec": reconciled,
-        "state": state,
+        "state": state.as_str(),
     });
     if stable {
         s["lastStableSpec"] = s["lastReconciledSpec"].clone();
@@ -189,10 +140,10 @@ mod tests {
         let spec = json!({"job": {"jarURI": "j"}});
         let current = json!({"lifecycleState": "STABLE",
             "jobStatus": {"state": "RUNNING", "updateTime": "1"},
-            "reconciliationStatus": reconciliation_status(&spec, Some(1), true, "DEPLOYED")});
+            "reconciliationStatus": reconciliation_status(&spec, Some(1), true, ReconciliationState::Deployed)});
         let again = json!({"lifecycleState": "STABLE",
             "jobStatus": {"state": "RUNNING", "updateTime": "2"},
-            "reconciliationStatus": reconciliation_status(&spec, Some(1), true, "DEPLOYED")});
+            "reconciliationStatus": reconciliation_status(&spec, Some(1), true, ReconciliationState::Deployed)});
         assert!(is_noop(&current, &again));
         assert!(!is_noop(
             &current,
@@ -208,7 +159,7 @@ mod tests {
     #[test]
     fn reconciled_spec_round_trips() {
         let spec = json!({"job": {"jarURI": "https://x/a.jar", "state": "running"}});
-        let r = reconciliation_status(&spec, Some(3), true, "DEPLOYED");
+        let r = reconciliation_status(&spec, Some(3), true, ReconciliationState::Deployed);
         assert_eq!(last_reconciled_spec(Some(&r)), Some(spec));
         assert_eq!(r["lastStableSpec"], r["lastReconciledSpec"]);
         let text = r["lastReconciledSpec"].as_str().unwrap_or_default();

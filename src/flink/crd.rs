@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use kube::CustomResource;
 use schemars::JsonSchema;
+
+use super::status::{JobManagerDeploymentStatus, JobState, Lifecycle, Reported};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -273,9 +275,11 @@ pub struct TaskManagerSpec {
 #[serde(rename_all = "camelCase")]
 pub struct FlinkDeploymentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle_state: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub lifecycle_state: Option<Reported<Lifecycle>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_manager_deployment_status: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub job_manager_deployment_status: Option<Reported<JobManagerDeploymentStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<JobStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,7 +299,8 @@ pub struct FlinkDeploymentStatus {
 #[serde(rename_all = "camelCase")]
 pub struct FlinkSessionJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lifecycle_state: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub lifecycle_state: Option<Reported<Lifecycle>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<JobStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,7 +322,8 @@ pub struct JobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub state: Option<Reported<JobState>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,4 +11,5 @@ pub mod reconciled;
 pub mod rest;
 pub mod schema;
 pub mod state_snapshot;
+pub mod status;
 pub mod version;

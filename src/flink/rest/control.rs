@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::client::{FlinkRestClient, FlinkRestError};
+use crate::flink::status::{JobState, Reported};
 
 /// `/overview`: enough to know the JobManager answers and has slots.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,19 +20,23 @@ pub struct ClusterOverview {
 
 /// `/jobs/:jid`, reduced to what status needs.
 #[derive(Debug, Clone, Deserialize)]
-pub struct JobState {
+pub struct FlinkJob {
     pub jid: String,
     #[serde(default)]
     pub name: String,
-    pub state: String,
+    pub state: Reported<JobState>,
     #[serde(default, rename = "start-time")]
     pub start_time: i64,
 }
 
-impl JobState {
+impl FlinkJob {
     /// States a job never leaves.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.state.as_str(), "FINISHED" | "CANCELED" | "FAILED")
+        self.state.known().is_some_and(JobState::is_terminal)
+    }
+
+    pub fn is(&self, state: JobState) -> bool {
+        self.state == state
     }
 }
 
@@ -112,7 +117,7 @@ impl FlinkRestClient {
     }
 
     /// The job with this id, or `None` when the JobManager does not know it.
-    pub async fn job_state(&self, jid: &str) -> Result<Option<JobState>, FlinkRestError> {
+    pub async fn job_state(&self, jid: &str) -> Result<Option<FlinkJob>, FlinkRestError> {
         let url = self.url(&["jobs", jid]);
         match self.send_json(self.http.get(url.clone()), url).await {
             Ok(j) => Ok(Some(j)),

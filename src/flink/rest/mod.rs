@@ -16,5 +16,5 @@ pub use client::{
     METRIC_BUSY_TIME, METRIC_RECORDS_IN, METRIC_RECORDS_OUT, PlanInput, PlanNode, SubtaskDetails,
     SubtaskMetrics, VertexDetails,
 };
-pub use control::{ClusterOverview, JobState, RunRequest, SavepointProgress};
+pub use control::{ClusterOverview, FlinkJob, RunRequest, SavepointProgress};
 pub use snapshot::{ClusterSnapshot, JobSnapshot, SubtaskSample, VertexSnapshot};
