@@ -31,7 +31,7 @@ control-plane:
 # the cache on first use; advisories need a database this machine cannot fetch).
 deny:
 	@test -x $(TOOLS)/bin/cargo-deny || cargo install cargo-deny --locked --root $(TOOLS)
-	$(TOOLS)/bin/cargo-deny check licenses bans sources
+	$(TOOLS)/bin/cargo-deny --log-level error check licenses bans sources
 
 bench:
 	cargo bench --bench decision
