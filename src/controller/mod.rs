@@ -16,6 +16,7 @@ pub mod pod_health;
 pub mod pod_template;
 pub mod resources;
 pub mod session_job;
+pub mod session_job_plan;
 pub mod snapshot;
 pub mod status;
 

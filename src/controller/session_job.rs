@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::context::{Context, FINALIZER, ReconcileError};
 #[cfg(feature = "test-support")]
 use super::fault::Fault;
+use super::session_job_plan::{self, Seen, Step};
 use super::status::{self, JobState, Lifecycle, ReconciliationState};
 use super::{deployment, job_id};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
@@ -158,11 +159,16 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
     let want_running = spec.state.as_deref() != Some("suspended");
     let generation = obj.metadata.generation;
 
-    match (want_running, observed) {
-        // Running, and should keep running as it is.
-        (true, Some(j)) if !j.is_terminal() && !changed => {
+    let step = session_job_plan::plan(&Seen {
+        want_running,
+        job: observed.as_ref().map(|j| j.state.clone()),
+        has_recorded_id: current_id.is_some(),
+        spec_changed: changed,
+        lifecycle: job.lifecycle().and_then(Lifecycle::parse),
+    });
+    match (step, observed) {
+        (Step::Report { stable }, Some(j)) => {
             handle_savepoint_nonce(&mut job, &flink, &j, savepoint_dir.as_deref()).await?;
-            let stable = j.is(JobState::Running);
             let mut patch = json!({
                 "jobStatus": job_status_of(&j),
                 "error": null,
@@ -181,8 +187,7 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             ctx.succeeded(&job.uid);
             Ok(Action::requeue(if stable { STEADY } else { SOON }))
         }
-        // Running but the spec changed (or restartNonce): stop, then resubmit.
-        (true, Some(j)) if !j.is_terminal() => {
+        (Step::Upgrade, Some(j)) => {
             job.patch_status(json!({"lifecycleState": Lifecycle::Upgrading.as_str()}))
                 .await?;
             ctx.event(
@@ -195,34 +200,22 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             stop_job(&mut job, &flink, &j.jid, savepoint_dir.as_deref()).await?;
             submit_next(&mut job, &flink, &spec_json).await
         }
-        // Stopped by us (suspend), stopped by a spec change, or never run
-        // under the recorded id: (re)submit.
-        (true, Some(j)) => {
-            let resumable = matches!(job.lifecycle(), Some("SUSPENDED" | "UPGRADING")) || changed;
-            if resumable {
-                submit_next(&mut job, &flink, &spec_json).await
-            } else {
-                // Finished or failed on its own: report, do not restart it
-                // (Flink's restart strategy already had its say).
-                let failed = j.is(JobState::Failed);
-                job.patch_status(json!({
-                    "jobStatus": job_status_of(&j),
-                    "observedGeneration": generation,
-                    "lifecycleState": if failed { Lifecycle::Failed } else { Lifecycle::Stable }.as_str(),
-                    "error": if failed { json!(format!("job {} failed in Flink", j.jid)) } else { Value::Null },
-                }))
-                .await?;
-                Ok(Action::requeue(STEADY))
-            }
+        (Step::Resubmit | Step::SubmitNext, _) => submit_next(&mut job, &flink, &spec_json).await,
+        (Step::ReportEnded { failed }, Some(j)) => {
+            job.patch_status(json!({
+                "jobStatus": job_status_of(&j),
+                "observedGeneration": generation,
+                "lifecycleState": if failed { Lifecycle::Failed } else { Lifecycle::Stable }.as_str(),
+                "error": if failed { json!(format!("job {} failed in Flink", j.jid)) } else { Value::Null },
+            }))
+            .await?;
+            Ok(Action::requeue(STEADY))
         }
-        (true, None) => match current_id {
-            // The id is persisted but Flink does not know it: the last
-            // attempt died before Flink ran it. Submit under the same id.
+        (Step::SubmitRecordedId, _) => match current_id {
             Some(id) => submit(&mut job, &flink, &id, &spec_json).await,
             None => submit_next(&mut job, &flink, &spec_json).await,
         },
-        // Should be suspended and still runs.
-        (false, Some(j)) if !j.is_terminal() => {
+        (Step::Suspend, Some(j)) => {
             stop_job(&mut job, &flink, &j.jid, savepoint_dir.as_deref()).await?;
             job.patch_status(json!({
                 "lifecycleState": Lifecycle::Suspended.as_str(),
@@ -233,7 +226,7 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             ctx.succeeded(&job.uid);
             Ok(Action::requeue(STEADY))
         }
-        (false, observed) => {
+        (Step::StaySuspended, observed) => {
             let mut patch = json!({
                 "lifecycleState": Lifecycle::Suspended.as_str(),
                 "observedGeneration": generation,
@@ -246,6 +239,10 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
             ctx.succeeded(&job.uid);
             Ok(Action::requeue(STEADY))
         }
+        // The plan names a job only when one was observed.
+        (step, None) => Err(ReconcileError::Invalid(format!(
+            "internal: step {step:?} needs the job Flink reported"
+        ))),
     }
 }
 
