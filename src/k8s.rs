@@ -95,6 +95,29 @@ pub fn configmap_changes(
     })
 }
 
+/// What a watch cache can hold: a typed, namespaced-or-not Kubernetes object.
+pub trait Watchable:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A store of `api`'s objects matching `config`, and the future that keeps
 /// it current until `stop` (watch errors are logged and retried with
 /// backoff). `what` names the watch in logs. The caller runs the future.
@@ -108,13 +131,7 @@ pub fn reflect<K>(
     impl std::future::Future<Output = ()> + Send + 'static,
 )
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     let (store, writer) = kube::runtime::reflector::store();
     let stream = kube::runtime::reflector::reflector(writer, watcher(api, config))
@@ -144,13 +161,7 @@ pub fn spawn_store<K>(
     what: &'static str,
 ) -> kube::runtime::reflector::Store<K>
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     let (store, driver) = reflect(api, config, stop, what);
     tokio::spawn(driver);

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::cluster_view::{ClusterView, Presence, SessionCluster};
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob};
 use crate::flink::state_snapshot::KIND_FLINK_DEPLOYMENT;
-use crate::k8s::reflect;
+use crate::k8s::{Watchable, reflect};
 use crate::tasks::Tasks;
 
 pub struct ClusterCache {
@@ -29,16 +29,7 @@ struct Watched<K: kube::Resource<DynamicType = ()> + Clone + 'static> {
     synced: Arc<AtomicBool>,
 }
 
-impl<K> Watched<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
+impl<K: Watchable> Watched<K> {
     fn start(
         client: Client,
         stop: CancellationToken,
