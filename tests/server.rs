@@ -367,3 +367,20 @@ fn tokio_stream_from(
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test]
+async fn a_background_task_that_dies_stops_the_server_with_an_error() {
+    let mut s = Server::start(&["--fault", "panic-task"]);
+    let line = s.wait_for_log("shutting down", Duration::from_secs(10));
+    assert!(
+        line.contains("fault injection") && line.contains("panicked"),
+        "the dead task is named: {line}"
+    );
+    s.wait_for_log("stopped", Duration::from_secs(10));
+    let status = common::wait_timeout(&mut s.child, Duration::from_secs(30)).expect("exits");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "an error exit, so Kubernetes restarts it"
+    );
+}

@@ -10,4 +10,7 @@ pub enum Fault {
     ExitBeforeSubmit,
     /// Exit right after Flink accepted the job, before status records it.
     ExitAfterSubmit,
+    /// A background task of the server panics half a second after start
+    /// (proves a dead task fails readiness and stops the process).
+    PanicTask,
 }

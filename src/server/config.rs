@@ -57,8 +57,6 @@ pub struct LeaderWork {
     pub concurrency: u16,
     pub jobmanagers: Vec<JobManagerTarget>,
     pub collect_concurrency: u16,
-    #[cfg(feature = "test-support")]
-    pub fault: Option<crate::controller::fault::Fault>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +73,9 @@ pub struct Config {
     /// The whole shutdown after SIGTERM: draining requests, then stopping
     /// the controllers.
     pub shutdown_timeout: Duration,
+    /// A deliberate crash point (test builds only).
+    #[cfg(feature = "test-support")]
+    pub fault: Option<crate::controller::fault::Fault>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -120,6 +121,8 @@ impl Config {
             (Some(cert), Some(key)) => TlsSource::Files { cert, key },
             _ => TlsSource::SelfSigned,
         };
+        #[cfg(feature = "test-support")]
+        let fault = controller.fault;
         let leader_work = (controller.controller && has_cluster).then(|| LeaderWork {
             lease: controller.lease,
             watch_namespaces: controller.watch_namespaces,
@@ -129,8 +132,6 @@ impl Config {
             concurrency: controller.controller_concurrency,
             jobmanagers: collector.jobmanager_urls,
             collect_concurrency: collector.collect_concurrency,
-            #[cfg(feature = "test-support")]
-            fault: controller.fault,
         });
         let cluster_dns = cluster.cluster_dns.map(|server| ClusterDnsConfig {
             server,
@@ -146,6 +147,8 @@ impl Config {
             cluster_dns,
             reload_interval: listener.reload_interval,
             shutdown_timeout: listener.shutdown_timeout,
+            #[cfg(feature = "test-support")]
+            fault,
         })
     }
 }

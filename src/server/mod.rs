@@ -163,6 +163,13 @@ impl Server {
                 ),
             );
         }
+        #[cfg(feature = "test-support")]
+        if cfg.fault == Some(crate::controller::fault::Fault::PanicTask) {
+            services.spawn("fault injection", async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                panic!("fault injection: a background task panicked");
+            });
+        }
         let tls_config = Arc::new(tls::server_config(self.cert.clone())?);
         let filter_events = match &client {
             Some(c) => FilterEvents::start(
@@ -327,7 +334,7 @@ impl Server {
                 savepoint_timeout: work.savepoint_timeout,
                 identity: replica_identity(),
                 #[cfg(feature = "test-support")]
-                fault: work.fault,
+                fault: self.config.fault,
                 concurrency: work.concurrency,
                 cluster_dns: cluster_dns.clone(),
             },
