@@ -27,7 +27,10 @@ use super::ha_metadata::{self, CarryOver};
 use super::job_id;
 use super::pod_health;
 use super::resources::{self, Replicas};
-use super::status::{self, JobManagerDeploymentStatus, JobState, Lifecycle, ReconciliationState};
+use super::status::{
+    self, JobManagerDeploymentStatus, JobState, JobStatusPatch, Lifecycle, ReconciliationState,
+    StatusPatch, TaskManagerPatch,
+};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::FlinkDeployment;
 use crate::flink::rest::SavepointProgress;
@@ -115,7 +118,10 @@ async fn apply(
             ctx,
             api,
             &mut st,
-            json!({"lifecycleState": Lifecycle::Created.as_str()}),
+            StatusPatch {
+                lifecycle_state: Some(Lifecycle::Created),
+                ..StatusPatch::default()
+            },
         )
         .await?;
     }
@@ -159,7 +165,13 @@ async fn apply(
                 ctx,
                 api,
                 &mut st,
-                json!({"jobStatus": {"upgradeSavepointPath": null, "state": "SUSPENDED"}}),
+                StatusPatch {
+                    job_status: Some(JobStatusPatch {
+                        upgrade_savepoint_path: Some(None),
+                        ..JobStatusPatch::state(JobState::Suspended)
+                    }),
+                    ..StatusPatch::default()
+                },
             )
             .await?;
             ctx.event(d, false, "JobKeptInHaMetadata", format!("job {jid} is left to Flink's HA metadata: the next JobManager resumes it from its latest checkpoint (last-state)"))
@@ -173,16 +185,22 @@ async fn apply(
             restore = stopped.clone().flatten();
             if stopped.is_some() {
                 let state = if restore.is_some() {
-                    "FINISHED"
+                    JobState::Finished
                 } else {
-                    "CANCELED"
+                    JobState::Canceled
                 };
                 patch_status(
                     d,
                     ctx,
                     api,
                     &mut st,
-                    json!({"jobStatus": {"upgradeSavepointPath": restore, "state": state}}),
+                    StatusPatch {
+                        job_status: Some(JobStatusPatch {
+                            upgrade_savepoint_path: Some(restore.clone()),
+                            ..JobStatusPatch::state(state)
+                        }),
+                        ..StatusPatch::default()
+                    },
                 )
                 .await?;
                 let how = restore
@@ -235,8 +253,22 @@ async fn apply(
         let state = plan.starting_state();
         // The spec is reconciled from here on: a retry of this reconcile
         // (the new JobManager not answering yet) must not upgrade again.
-        patch_status(d, ctx, api, &mut st, json!({"jobStatus": {"jobId": next, "state": "RECONCILING", "upgradeSavepointPath": restore}, "lifecycleState": state.as_str(),
-            "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, ReconciliationState::Upgrading)})).await?;
+        let starting = StatusPatch {
+            job_status: Some(JobStatusPatch {
+                job_id: Some(next.clone()),
+                upgrade_savepoint_path: Some(restore.clone()),
+                ..JobStatusPatch::state(JobState::Reconciling)
+            }),
+            lifecycle_state: Some(state),
+            reconciliation_status: Some(status::reconciliation_status(
+                &spec_json,
+                generation,
+                false,
+                ReconciliationState::Upgrading,
+            )),
+            ..StatusPatch::default()
+        };
+        patch_status(d, ctx, api, &mut st, starting).await?;
         job_id = Some(next);
     }
 
@@ -300,24 +332,29 @@ async fn apply(
                 c.message.as_deref().unwrap_or("ReplicaFailure")
             )
         });
-    let mut patch = json!({
-        "observedGeneration": generation,
-        "taskManager": {
-            "labelSelector": format!("app={name},component=taskmanager,type={}",
-                if is_standalone(d) { "flink-standalone-kubernetes" } else { "flink-native-kubernetes" }),
-            "replicas": replicas.taskmanager,
-        },
-    });
+    let pod_type = if is_standalone(d) {
+        "flink-standalone-kubernetes"
+    } else {
+        "flink-native-kubernetes"
+    };
+    let mut patch = StatusPatch {
+        observed_generation: Some(generation),
+        task_manager: Some(TaskManagerPatch {
+            label_selector: format!("app={name},component=taskmanager,type={pod_type}"),
+            replicas: replicas.taskmanager,
+        }),
+        ..StatusPatch::default()
+    };
     if !want_running {
-        patch["jobManagerDeploymentStatus"] = json!(JobManagerDeploymentStatus::Missing.as_str());
-        patch["lifecycleState"] = json!(Lifecycle::Suspended.as_str());
-        patch["reconciliationStatus"] = status::reconciliation_status(
+        patch.job_manager_deployment_status = Some(JobManagerDeploymentStatus::Missing);
+        patch.lifecycle_state = Some(Lifecycle::Suspended);
+        patch.reconciliation_status = Some(status::reconciliation_status(
             &spec_json,
             generation,
             false,
             ReconciliationState::Deployed,
-        );
-        patch["error"] = Value::Null;
+        ));
+        patch.error = Some(None);
         patch_status(d, ctx, api, &mut st, patch).await?;
         ctx.succeeded(&uid);
         return Ok(Action::requeue(STEADY));
@@ -327,7 +364,7 @@ async fn apply(
     } else {
         match flink.overview().await {
             Ok(o) => {
-                patch["clusterInfo"] = json!({"flink-version": o.flink_version});
+                patch.cluster_info = Some(json!({"flink-version": o.flink_version}));
                 Rest::Answered
             }
             Err(e) => {
@@ -362,8 +399,14 @@ async fn apply(
                     None => format!("job {jid} failed in Flink"),
                 });
             }
-            patch["jobStatus"] = json!({"jobId": j.jid, "jobName": j.name, "state": j.state,
-                "startTime": j.start_time.to_string(), "updateTime": status::now_millis().to_string()});
+            patch.job_status = Some(JobStatusPatch {
+                job_id: Some(j.jid),
+                job_name: Some(j.name),
+                state: Some(j.state),
+                start_time: Some(j.start_time.to_string()),
+                update_time: Some(status::now_millis().to_string()),
+                ..JobStatusPatch::default()
+            });
         }
     }
     // A cluster that is not running: do its pods say why? Native
@@ -383,15 +426,15 @@ async fn apply(
             .map(|m| (pod_health::Component::TaskManager, m))
     });
     let verdict = deployment_plan::verdict(&after);
-    patch["jobManagerDeploymentStatus"] = json!(verdict.jobmanager.as_str());
-    patch["lifecycleState"] = json!(verdict.lifecycle.as_str());
-    patch["reconciliationStatus"] = status::reconciliation_status(
+    patch.job_manager_deployment_status = Some(verdict.jobmanager);
+    patch.lifecycle_state = Some(verdict.lifecycle);
+    patch.reconciliation_status = Some(status::reconciliation_status(
         &spec_json,
         generation,
         verdict.stable,
         ReconciliationState::Deployed,
-    );
-    patch["error"] = json!(verdict.failure.as_ref().map(|(_, m)| m));
+    ));
+    patch.error = Some(verdict.failure.as_ref().map(|(_, m)| m.clone()));
     if let Some((reason, msg)) = &verdict.failure
         && st.get("error").and_then(Value::as_str) != Some(msg)
     {
@@ -562,8 +605,9 @@ async fn patch_status(
     ctx: &Context,
     api: &Api<FlinkDeployment>,
     current: &mut Value,
-    patch: Value,
+    patch: StatusPatch,
 ) -> Result<(), ReconcileError> {
+    let patch = patch.to_value();
     if status::is_noop(current, &patch) {
         return Ok(());
     }

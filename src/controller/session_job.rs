@@ -19,7 +19,10 @@ use super::context::{Context, FINALIZER, ReconcileError};
 #[cfg(feature = "test-support")]
 use super::fault::Fault;
 use super::session_job_plan::{self, Seen, Step};
-use super::status::{self, JobState, Lifecycle, ReconciliationState};
+use super::status::{
+    self, JobState, JobStatusPatch, Lifecycle, ReconciliationState, Reported, SavepointInfoPatch,
+    StatusPatch,
+};
 use super::{deployment, job_id};
 use crate::flink::config::SAVEPOINT_DIR_KEYS;
 use crate::flink::crd::{FlinkDeployment, FlinkSessionJob, JobSpec};
@@ -68,7 +71,8 @@ impl Job<'_> {
     }
 
     /// Merge-patches `status` and remembers it; announces lifecycle changes.
-    async fn patch_status(&mut self, patch: Value) -> Result<(), ReconcileError> {
+    async fn patch_status(&mut self, patch: StatusPatch) -> Result<(), ReconcileError> {
+        let patch = patch.to_value();
         if status::is_noop(&self.status, &patch) {
             return Ok(());
         }
@@ -122,14 +126,21 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
         job.status = json!({});
     }
     if job.lifecycle().is_none() {
-        job.patch_status(json!({"lifecycleState": Lifecycle::Created.as_str()}))
-            .await?;
+        job.patch_status(StatusPatch {
+            lifecycle_state: Some(Lifecycle::Created),
+            ..StatusPatch::default()
+        })
+        .await?;
     }
 
     let sessions: Api<FlinkDeployment> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(session) = sessions.get_opt(&session_name).await? else {
         let msg = format!("session cluster FlinkDeployment {ns}/{session_name} does not exist");
-        job.patch_status(json!({"error": msg})).await?;
+        job.patch_status(StatusPatch {
+            error: Some(Some(msg.clone())),
+            ..StatusPatch::default()
+        })
+        .await?;
         ctx.event(obj, true, "SessionClusterMissing", msg).await;
         return Ok(Action::requeue(Duration::from_secs(15)));
     };
@@ -169,27 +180,35 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
     match (step, observed) {
         (Step::Report { stable }, Some(j)) => {
             handle_savepoint_nonce(&mut job, &flink, &j, savepoint_dir.as_deref()).await?;
-            let mut patch = json!({
-                "jobStatus": job_status_of(&j),
-                "error": null,
-                "observedGeneration": generation,
-                "lifecycleState": if stable { Lifecycle::Stable } else { Lifecycle::Deployed }.as_str(),
-            });
+            let mut patch = StatusPatch {
+                job_status: Some(job_status_of(&j)),
+                error: Some(None),
+                observed_generation: Some(generation),
+                lifecycle_state: Some(if stable {
+                    Lifecycle::Stable
+                } else {
+                    Lifecycle::Deployed
+                }),
+                ..StatusPatch::default()
+            };
             if last_spec.is_none() || stable {
-                patch["reconciliationStatus"] = status::reconciliation_status(
+                patch.reconciliation_status = Some(status::reconciliation_status(
                     &spec_json,
                     generation,
                     stable,
                     ReconciliationState::Deployed,
-                );
+                ));
             }
             job.patch_status(patch).await?;
             ctx.succeeded(&job.uid);
             Ok(Action::requeue(if stable { STEADY } else { SOON }))
         }
         (Step::Upgrade, Some(j)) => {
-            job.patch_status(json!({"lifecycleState": Lifecycle::Upgrading.as_str()}))
-                .await?;
+            job.patch_status(StatusPatch {
+                lifecycle_state: Some(Lifecycle::Upgrading),
+                ..StatusPatch::default()
+            })
+            .await?;
             ctx.event(
                 obj,
                 false,
@@ -202,12 +221,17 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
         }
         (Step::Resubmit | Step::SubmitNext, _) => submit_next(&mut job, &flink, &spec_json).await,
         (Step::ReportEnded { failed }, Some(j)) => {
-            job.patch_status(json!({
-                "jobStatus": job_status_of(&j),
-                "observedGeneration": generation,
-                "lifecycleState": if failed { Lifecycle::Failed } else { Lifecycle::Stable }.as_str(),
-                "error": if failed { json!(format!("job {} failed in Flink", j.jid)) } else { Value::Null },
-            }))
+            job.patch_status(StatusPatch {
+                job_status: Some(job_status_of(&j)),
+                observed_generation: Some(generation),
+                lifecycle_state: Some(if failed {
+                    Lifecycle::Failed
+                } else {
+                    Lifecycle::Stable
+                }),
+                error: Some(failed.then(|| format!("job {} failed in Flink", j.jid))),
+                ..StatusPatch::default()
+            })
             .await?;
             Ok(Action::requeue(STEADY))
         }
@@ -217,24 +241,13 @@ async fn apply(obj: &FlinkSessionJob, ctx: &Context) -> Result<Action, Reconcile
         },
         (Step::Suspend, Some(j)) => {
             stop_job(&mut job, &flink, &j.jid, savepoint_dir.as_deref()).await?;
-            job.patch_status(json!({
-                "lifecycleState": Lifecycle::Suspended.as_str(),
-                "observedGeneration": generation,
-                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, ReconciliationState::Deployed),
-            }))
-            .await?;
+            job.patch_status(suspended(&spec_json, generation)).await?;
             ctx.succeeded(&job.uid);
             Ok(Action::requeue(STEADY))
         }
         (Step::StaySuspended, observed) => {
-            let mut patch = json!({
-                "lifecycleState": Lifecycle::Suspended.as_str(),
-                "observedGeneration": generation,
-                "reconciliationStatus": status::reconciliation_status(&spec_json, generation, false, ReconciliationState::Deployed),
-            });
-            if let Some(j) = observed {
-                patch["jobStatus"] = job_status_of(&j);
-            }
+            let mut patch = suspended(&spec_json, generation);
+            patch.job_status = observed.as_ref().map(job_status_of);
             job.patch_status(patch).await?;
             ctx.succeeded(&job.uid);
             Ok(Action::requeue(STEADY))
@@ -251,14 +264,30 @@ fn upgrade_mode(spec: &JobSpec) -> &str {
 }
 
 /// `jobStatus` as the operator writes it from Flink's view of the job.
-fn job_status_of(j: &FlinkJob) -> Value {
-    json!({
-        "jobId": j.jid,
-        "jobName": j.name,
-        "state": j.state,
-        "startTime": j.start_time.to_string(),
-        "updateTime": status::now_millis().to_string(),
-    })
+fn job_status_of(j: &FlinkJob) -> JobStatusPatch {
+    JobStatusPatch {
+        job_id: Some(j.jid.clone()),
+        job_name: Some(j.name.clone()),
+        state: Some(j.state.clone()),
+        start_time: Some(j.start_time.to_string()),
+        update_time: Some(status::now_millis().to_string()),
+        ..JobStatusPatch::default()
+    }
+}
+
+/// Suspended, with the spec recorded as reconciled.
+fn suspended(spec_json: &Value, generation: Option<i64>) -> StatusPatch {
+    StatusPatch {
+        lifecycle_state: Some(Lifecycle::Suspended),
+        observed_generation: Some(generation),
+        reconciliation_status: Some(status::reconciliation_status(
+            spec_json,
+            generation,
+            false,
+            ReconciliationState::Deployed,
+        )),
+        ..StatusPatch::default()
+    }
 }
 
 /// The savepoint directory: the session job's own configuration, then the
@@ -299,11 +328,20 @@ async fn submit_next(
     } else {
         job.job_status("upgradeSavepointPath").map(str::to_owned)
     };
-    job.patch_status(json!({
-        "jobStatus": {"jobId": id, "state": "RECONCILING", "upgradeSavepointPath": restore,
-                      "updateTime": status::now_millis().to_string()},
-        "lifecycleState": if first { Lifecycle::Created } else { Lifecycle::Upgrading }.as_str(),
-    }))
+    job.patch_status(StatusPatch {
+        job_status: Some(JobStatusPatch {
+            job_id: Some(id.clone()),
+            upgrade_savepoint_path: Some(restore),
+            update_time: Some(status::now_millis().to_string()),
+            ..JobStatusPatch::state(JobState::Reconciling)
+        }),
+        lifecycle_state: Some(if first {
+            Lifecycle::Created
+        } else {
+            Lifecycle::Upgrading
+        }),
+        ..StatusPatch::default()
+    })
     .await?;
     submit(job, flink, &id, spec_json).await
 }
@@ -374,17 +412,26 @@ async fn submit(
     }
     let generation = job.obj.metadata.generation;
     let observed = flink.job_state(id).await?;
-    let mut js = json!({"jobId": id, "state": "RECONCILING"});
-    if let Some(j) = &observed {
-        js = job_status_of(j);
-    }
-    job.patch_status(json!({
-        "jobStatus": js,
-        "error": null,
-        "observedGeneration": generation,
-        "lifecycleState": Lifecycle::Deployed.as_str(),
-        "reconciliationStatus": status::reconciliation_status(spec_json, generation, false, ReconciliationState::Deployed),
-    }))
+    let js = observed.as_ref().map_or_else(
+        || JobStatusPatch {
+            job_id: Some(id.to_owned()),
+            ..JobStatusPatch::state(JobState::Reconciling)
+        },
+        job_status_of,
+    );
+    job.patch_status(StatusPatch {
+        job_status: Some(js),
+        error: Some(None),
+        observed_generation: Some(generation),
+        lifecycle_state: Some(Lifecycle::Deployed),
+        reconciliation_status: Some(status::reconciliation_status(
+            spec_json,
+            generation,
+            false,
+            ReconciliationState::Deployed,
+        )),
+        ..StatusPatch::default()
+    })
     .await?;
     ctx.succeeded(&job.uid);
     Ok(Action::requeue(SOON))
@@ -402,8 +449,11 @@ async fn stop_job(
     if upgrade_mode(job.spec) == "stateless" {
         flink.cancel(jid).await?;
         wait_terminal(flink, jid, job.ctx.config.savepoint_timeout).await?;
-        job.patch_status(json!({"jobStatus": {"state": "CANCELED", "upgradeSavepointPath": null}}))
-            .await?;
+        job.patch_status(StatusPatch::job(JobStatusPatch {
+            upgrade_savepoint_path: Some(None),
+            ..JobStatusPatch::state(JobState::Canceled)
+        }))
+        .await?;
         job.ctx
             .event(
                 job.obj,
@@ -415,9 +465,15 @@ async fn stop_job(
         return Ok(());
     }
     let trigger = flink.stop_with_savepoint(jid, dir).await?;
-    job.patch_status(json!({"jobStatus": {"savepointInfo": {
-        "triggerId": trigger, "triggerType": "UPGRADE", "triggerTimestamp": status::now_millis()}}}))
-        .await?;
+    job.patch_status(StatusPatch::job(JobStatusPatch::savepoint(
+        SavepointInfoPatch {
+            trigger_id: Some(Some(trigger)),
+            trigger_type: Some(Some("UPGRADE".into())),
+            trigger_timestamp: Some(Some(status::now_millis())),
+            ..SavepointInfoPatch::default()
+        },
+    )))
+    .await?;
     finish_pending_savepoint(job, flink).await?;
     // The savepoint completes a moment before the job reaches FINISHED.
     wait_terminal(flink, jid, job.ctx.config.savepoint_timeout).await
@@ -448,16 +504,21 @@ async fn finish_pending_savepoint(
         .and_then(Value::as_str)
         .unwrap_or("MANUAL")
         .to_owned();
-    let cleared = json!({"jobStatus": {"savepointInfo": {"triggerId": null}}});
+    let cleared = StatusPatch::job(JobStatusPatch::savepoint(SavepointInfoPatch {
+        trigger_id: Some(None),
+        ..SavepointInfoPatch::default()
+    }));
     let location = match flink
         .await_savepoint(&jid, trigger, job.ctx.config.savepoint_timeout)
         .await
     {
         Ok(SavepointProgress::Completed { location }) => location,
         Ok(SavepointProgress::Failed { cause }) => {
-            let mut patch = cleared;
-            patch["error"] = json!(cause);
-            job.patch_status(patch).await?;
+            job.patch_status(StatusPatch {
+                error: Some(Some(cause.clone())),
+                ..cleared
+            })
+            .await?;
             return Err(ReconcileError::Savepoint { job_id: jid, cause });
         }
         // The trigger stays in status: the next reconcile waits on.
@@ -483,14 +544,18 @@ async fn finish_pending_savepoint(
     if let Some(n) = info.get("triggerNonce") {
         last["triggerNonce"] = n.clone();
     }
-    let mut patch = json!({"jobStatus": {"savepointInfo": {
-        "triggerId": null, "triggerType": null, "triggerTimestamp": null, "triggerNonce": null,
-        "lastSavepoint": last}}});
+    let mut done = JobStatusPatch::savepoint(SavepointInfoPatch {
+        trigger_id: Some(None),
+        trigger_type: Some(None),
+        trigger_timestamp: Some(None),
+        trigger_nonce: Some(None),
+        last_savepoint: Some(last),
+    });
     if kind == "UPGRADE" {
-        patch["jobStatus"]["upgradeSavepointPath"] = json!(location);
-        patch["jobStatus"]["state"] = json!("FINISHED");
+        done.upgrade_savepoint_path = Some(Some(location.clone()));
+        done.state = Some(Reported::Known(JobState::Finished));
     }
-    job.patch_status(patch).await?;
+    job.patch_status(StatusPatch::job(done)).await?;
     job.ctx
         .event(
             job.obj,
@@ -523,10 +588,16 @@ async fn handle_savepoint_nonce(
         return Ok(());
     }
     let trigger = flink.trigger_savepoint(&running.jid, dir).await?;
-    job.patch_status(json!({"jobStatus": {"savepointInfo": {
-        "triggerId": trigger, "triggerType": "MANUAL", "triggerNonce": nonce,
-        "triggerTimestamp": status::now_millis()}}}))
-        .await?;
+    job.patch_status(StatusPatch::job(JobStatusPatch::savepoint(
+        SavepointInfoPatch {
+            trigger_id: Some(Some(trigger)),
+            trigger_type: Some(Some("MANUAL".into())),
+            trigger_timestamp: Some(Some(status::now_millis())),
+            trigger_nonce: Some(Some(json!(nonce))),
+            ..SavepointInfoPatch::default()
+        },
+    )))
+    .await?;
     finish_pending_savepoint(job, flink).await
 }
 

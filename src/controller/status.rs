@@ -3,9 +3,113 @@
 
 use serde_json::{Value, json};
 
+use serde::Serialize;
+
 pub use crate::flink::status::{
-    JobManagerDeploymentStatus, JobState, Lifecycle, ReconciliationState,
+    JobManagerDeploymentStatus, JobState, Lifecycle, ReconciliationState, Reported,
 };
+
+/// A merge patch of a FlinkDeployment's or FlinkSessionJob's status. Unset
+/// fields are left as they are; `Some(None)` writes null, which removes one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_state: Option<Lifecycle>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_manager_deployment_status: Option<JobManagerDeploymentStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<JobStatusPatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_manager: Option<TaskManagerPatch>,
+    /// `{"flink-version": ...}`, as the operator writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_info: Option<Value>,
+    /// Built by [`reconciliation_status`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciliation_status: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatusPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<Reported<JobState>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_savepoint_path: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub savepoint_info: Option<SavepointInfoPatch>,
+}
+
+/// `jobStatus.savepointInfo`: the savepoint in flight (its trigger) and the
+/// last one taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavepointInfoPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_type: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_timestamp: Option<Option<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_nonce: Option<Option<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_savepoint: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskManagerPatch {
+    pub label_selector: String,
+    pub replicas: i32,
+}
+
+impl StatusPatch {
+    /// The JSON merge patch; a struct of strings and numbers always serialises.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+impl JobStatusPatch {
+    /// A job in `state`.
+    pub fn state(state: JobState) -> Self {
+        Self {
+            state: Some(Reported::Known(state)),
+            ..Self::default()
+        }
+    }
+
+    /// Only the savepoint information.
+    pub fn savepoint(info: SavepointInfoPatch) -> Self {
+        Self {
+            savepoint_info: Some(info),
+            ..Self::default()
+        }
+    }
+}
+
+impl StatusPatch {
+    pub fn job(job: JobStatusPatch) -> Self {
+        Self {
+            job_status: Some(job),
+            ..Self::default()
+        }
+    }
+}
 
 /// The Event reason for entering a lifecycle state.
 pub fn lifecycle_reason(state: &str) -> &'static str {
@@ -116,6 +220,25 @@ fn strip(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_writes_what_is_set_and_nulls_what_is_cleared() {
+        let p = StatusPatch {
+            lifecycle_state: Some(Lifecycle::Suspended),
+            error: Some(None),
+            job_status: Some(JobStatusPatch {
+                upgrade_savepoint_path: Some(None),
+                ..JobStatusPatch::state(JobState::Suspended)
+            }),
+            ..StatusPatch::default()
+        };
+        assert_eq!(
+            p.to_value(),
+            json!({"lifecycleState": "SUSPENDED", "error": null,
+                   "jobStatus": {"state": "SUSPENDED", "upgradeSavepointPath": null}})
+        );
+        assert_eq!(StatusPatch::default().to_value(), json!({}));
+    }
 
     #[test]
     fn a_new_redeploy_nonce_asks_for_a_redeploy() {
