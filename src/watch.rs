@@ -3,6 +3,10 @@
 //! Polling, not inotify: a Kubernetes Secret or ConfigMap volume rotates by
 //! atomically swapping the `..data` symlink, which file watches miss, and a
 //! content hash also ignores touches that change nothing.
+//!
+//! A file rewritten in place can be read half-written, and a prefix that
+//! ends at a line is often valid YAML (a weaker policy). So a new content
+//! counts only once two reads a poll apart agree.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 pub struct FileFingerprint {
     paths: Vec<PathBuf>,
     last: Option<[u8; 32]>,
+    /// A new content seen once, waiting for the next read to agree.
+    pending: Option<[u8; 32]>,
 }
 
 impl FileFingerprint {
@@ -25,11 +31,13 @@ impl FileFingerprint {
                 .map(|p| p.as_ref().to_path_buf())
                 .collect(),
             last: None,
+            pending: None,
         }
     }
 
-    /// Reads the files; returns their contents if they differ from the last
-    /// call's (always on the first call). Unreadable files are an error.
+    /// Reads the files; returns their contents once they differ from what
+    /// was last returned and the previous call read the same (the first
+    /// call returns at once). Unreadable files are an error.
     pub async fn changed(&mut self) -> std::io::Result<Option<Vec<Vec<u8>>>> {
         let mut contents = Vec::with_capacity(self.paths.len());
         let mut hasher = Sha256::new();
@@ -41,9 +49,16 @@ impl FileFingerprint {
         }
         let digest: [u8; 32] = hasher.finalize().into();
         if self.last == Some(digest) {
+            self.pending = None;
+            return Ok(None);
+        }
+        if self.last.is_some() && self.pending != Some(digest) {
+            // New, or still changing: wait for a read that agrees.
+            self.pending = Some(digest);
             return Ok(None);
         }
         self.last = Some(digest);
+        self.pending = None;
         Ok(Some(contents))
     }
 
@@ -108,8 +123,34 @@ mod tests {
             "same content is no change"
         );
         std::fs::write(&f, "two").unwrap();
+        assert_eq!(fp.changed().await.unwrap(), None, "seen once: not yet");
         assert_eq!(fp.changed().await.unwrap(), Some(vec![b"two".to_vec()]));
         std::fs::remove_file(&f).unwrap();
         assert!(fp.changed().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_half_written_file_is_never_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("policy.yaml");
+        std::fs::write(&f, "limits:\n  maxParallelism: 512\n").unwrap();
+        let mut fp = FileFingerprint::new([&f]);
+        assert!(fp.changed().await.unwrap().is_some());
+        // A rewrite in place, read between its two writes: the prefix is
+        // seen once and then replaced, so it is never reported.
+        std::fs::write(&f, "limits:\n").unwrap();
+        assert_eq!(fp.changed().await.unwrap(), None);
+        std::fs::write(&f, "limits:\n  maxParallelism: 256\n").unwrap();
+        assert_eq!(fp.changed().await.unwrap(), None);
+        assert_eq!(
+            fp.changed().await.unwrap(),
+            Some(vec![b"limits:\n  maxParallelism: 256\n".to_vec()])
+        );
+        // Back to what is in force before settling: nothing to report.
+        std::fs::write(&f, "limits:\n").unwrap();
+        assert_eq!(fp.changed().await.unwrap(), None);
+        std::fs::write(&f, "limits:\n  maxParallelism: 256\n").unwrap();
+        assert_eq!(fp.changed().await.unwrap(), None);
+        assert_eq!(fp.changed().await.unwrap(), None);
     }
 }

@@ -69,16 +69,38 @@ pub fn normalized_repository(image: &str) -> String {
 /// cluster or at the node itself (SSRF through the JobManager).
 pub fn internal_host_reason(host: &url::Host<&str>) -> Option<&'static str> {
     match host {
-        url::Host::Domain(d) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            (d == "localhost" || d.ends_with(".localhost")).then_some("is localhost")
-        }
+        url::Host::Domain(d) => domain_reason(&d.trim_end_matches('.').to_ascii_lowercase()),
         url::Host::Ipv4(ip) => ip_reason(&IpAddr::V4(*ip)),
-        url::Host::Ipv6(ip) => match ip.to_ipv4_mapped() {
+        url::Host::Ipv6(ip) => match ip.to_ipv4_mapped().or_else(|| nat64_embedded(ip)) {
             Some(v4) => ip_reason(&IpAddr::V4(v4)),
             None => ip_reason(&IpAddr::V6(*ip)),
         },
     }
+}
+
+/// Names that resolve inside the cluster whatever its domain: Services
+/// (`<svc>.<ns>.svc`, `<svc>.<ns>.svc.<cluster domain>`), the API server's
+/// `kubernetes.default`, and anything under `cluster.local`.
+fn domain_reason(d: &str) -> Option<&'static str> {
+    if d == "localhost" || d.ends_with(".localhost") {
+        Some("is localhost")
+    } else if d.ends_with(".svc") || d.contains(".svc.") || d.ends_with(".cluster.local") {
+        Some("is a Kubernetes Service name")
+    } else if d == "kubernetes.default" || d.starts_with("kubernetes.default.") {
+        Some("is the Kubernetes API server")
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address a NAT64 address (64:ff9b::/96, RFC 6052) reaches.
+fn nat64_embedded(ip: &std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = ip.segments();
+    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+        let [a, b] = s[6].to_be_bytes();
+        let [c, d] = s[7].to_be_bytes();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    })
 }
 
 /// Why `java.net.URI`, which the operator and Flink parse a jarURI with,
@@ -124,7 +146,13 @@ fn ip_reason(ip: &IpAddr) -> Option<&'static str> {
         IpAddr::V4(v4) if v4.is_loopback() => Some("is a loopback address"),
         IpAddr::V4(v4) if v4.is_link_local() => Some("is a link-local address"),
         IpAddr::V4(v4) if v4.is_private() => Some("is a private address"),
-        IpAddr::V4(v4) if v4.is_unspecified() => Some("is the unspecified address"),
+        // 0.0.0.0/8: "this network"; Linux connects 0.0.0.0 to the host itself.
+        IpAddr::V4(v4) if v4.octets()[0] == 0 => Some("is in 0.0.0.0/8 (this host)"),
+        // 100.64.0.0/10, shared address space: pod and Service ranges on
+        // several managed clusters.
+        IpAddr::V4(v4) if v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 => {
+            Some("is a shared (carrier-grade NAT) address")
+        }
         IpAddr::V6(v6) if v6.is_loopback() => Some("is a loopback address"),
         IpAddr::V6(v6) if v6.is_unspecified() => Some("is the unspecified address"),
         // fe80::/10 link-local, fc00::/7 unique-local (IPv6's private range).
@@ -235,6 +263,52 @@ mod tests {
         );
         assert_eq!(reason("https://repo.example.com/x.jar"), None);
         assert_eq!(reason("https://8.8.8.8/x.jar"), None);
+        // Cluster names, whatever the cluster domain.
+        for svc in [
+            "https://kubernetes.default.svc/x.jar",
+            "https://jars.team-a.svc/x.jar",
+            "https://jars.team-a.svc.cluster.local/x.jar",
+            "https://jars.team-a.svc.corp.example/x.jar",
+            "https://JARS.TEAM-A.SVC.CLUSTER.LOCAL./x.jar",
+        ] {
+            assert_eq!(reason(svc), Some("is a Kubernetes Service name"), "{svc}");
+        }
+        assert_eq!(
+            reason("https://kubernetes.default/x.jar"),
+            Some("is the Kubernetes API server")
+        );
+        assert_eq!(
+            reason("https://svc.example.com/x.jar"),
+            None,
+            "svc as a first label is a name like any"
+        );
+        assert_eq!(
+            reason("https://0.0.0.0/x.jar"),
+            Some("is in 0.0.0.0/8 (this host)")
+        );
+        assert_eq!(
+            reason("https://0.1.2.3/x.jar"),
+            Some("is in 0.0.0.0/8 (this host)")
+        );
+        assert_eq!(
+            reason("https://100.64.0.1/x.jar"),
+            Some("is a shared (carrier-grade NAT) address")
+        );
+        assert_eq!(
+            reason("https://100.127.255.254/x.jar"),
+            Some("is a shared (carrier-grade NAT) address")
+        );
+        assert_eq!(reason("https://100.128.0.1/x.jar"), None);
+        assert_eq!(
+            reason("https://[64:ff9b::a00:1]/x.jar"),
+            Some("is a private address"),
+            "NAT64 of 10.0.0.1"
+        );
+        assert_eq!(
+            reason("https://[64:ff9b::808:808]/x.jar"),
+            None,
+            "NAT64 of 8.8.8.8"
+        );
     }
 
     #[test]

@@ -168,12 +168,16 @@ struct MetaView {
 /// same as on the full object.
 fn mutation_view(raw: &str) -> Result<Value, serde_json::Error> {
     let view: MutationView = serde_json::from_str(raw)?;
-    let mut meta = serde_json::Map::new();
-    if let Some(labels) = view.metadata.and_then(|m| m.labels) {
-        meta.insert("labels".into(), labels);
-    }
     let mut obj = serde_json::Map::new();
-    obj.insert("metadata".into(), Value::Object(meta));
+    // Only what the object has: a patch path must exist on the full object
+    // (no `metadata`, and the patch adds it whole).
+    if let Some(m) = view.metadata {
+        let mut meta = serde_json::Map::new();
+        if let Some(labels) = m.labels {
+            meta.insert("labels".into(), labels);
+        }
+        obj.insert("metadata".into(), Value::Object(meta));
+    }
     if let Some(spec) = view.spec {
         obj.insert("spec".into(), spec);
     }
