@@ -51,10 +51,6 @@ impl Tasks {
         self.set.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
     /// The next task to end; pending forever when there is none, so it can
     /// sit in a `select!` beside other work.
     pub async fn next_ended(&mut self) -> Ended {

@@ -445,16 +445,13 @@ async fn apply(
     // Pods becoming available trigger a reconcile through the Deployment
     // watch; the requeue is a safety net. A JobManager that is up but not
     // answering yet is polled sooner.
+    if verdict.requeue != Requeue::NotReady {
+        ctx.ready(&uid);
+    }
     Ok(Action::requeue(match verdict.requeue {
-        Requeue::Steady => {
-            ctx.ready(&uid);
-            STEADY
-        }
+        Requeue::Steady => STEADY,
         Requeue::NotReady => ctx.not_ready_delay(&uid),
-        Requeue::Waiting => {
-            ctx.ready(&uid);
-            WAITING
-        }
+        Requeue::Waiting => WAITING,
     }))
 }
 

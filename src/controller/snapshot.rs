@@ -445,11 +445,10 @@ async fn trigger(
         .as_ref()
         .is_some_and(|s| *s == JobState::Running);
     let (Some(jid), true) = (t.job_id.as_deref(), running) else {
-        let state = match &t.job_state {
-            Some(Reported::Known(s)) => s.as_str(),
-            Some(Reported::Other(s)) => s.as_str(),
-            None => "unknown",
-        };
+        let state = t
+            .job_state
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), ToString::to_string);
         return Ok(Triggered::JobNotRunning(format!(
             "the job is not running (state {state})"
         )));

@@ -137,6 +137,15 @@ impl<T: Copy> Reported<T> {
     }
 }
 
+impl<T: fmt::Display> fmt::Display for Reported<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Known(v) => v.fmt(f),
+            Self::Other(text) => f.write_str(text),
+        }
+    }
+}
+
 impl<T: PartialEq> PartialEq<T> for Reported<T> {
     fn eq(&self, other: &T) -> bool {
         matches!(self, Self::Known(v) if v == other)
@@ -171,5 +180,7 @@ mod tests {
         assert_eq!(other, Reported::Other("HIBERNATING".into()));
         assert_eq!(other.known(), None);
         assert_eq!(serde_json::to_string(&other).unwrap(), r#""HIBERNATING""#);
+        assert_eq!(other.to_string(), "HIBERNATING");
+        assert_eq!(known.to_string(), "STABLE");
     }
 }

@@ -49,6 +49,8 @@ pub struct Server {
     registry: prometheus_client::registry::Registry,
     cert: Arc<ReloadingCert>,
     jar_ca: Option<Vec<u8>>,
+    /// This replica's name in the Lease and in Events.
+    identity: String,
 }
 
 impl Server {
@@ -88,6 +90,7 @@ impl Server {
             registry,
             cert,
             jar_ca,
+            identity: replica_identity(),
         })
     }
 
@@ -144,7 +147,7 @@ impl Server {
             let leadership = Leadership::start(
                 c.clone(),
                 &work.lease,
-                &replica_identity(),
+                &self.identity,
                 lease_stop.clone(),
                 &mut election,
             );
@@ -174,7 +177,7 @@ impl Server {
         let filter_events = match &client {
             Some(c) => FilterEvents::start(
                 c.clone(),
-                replica_identity(),
+                self.identity.clone(),
                 rest_stop.clone(),
                 &mut services,
             ),
@@ -332,7 +335,7 @@ impl Server {
                 jar_ca: self.jar_ca.clone(),
                 max_jar_bytes: work.max_jar_bytes,
                 savepoint_timeout: work.savepoint_timeout,
-                identity: replica_identity(),
+                identity: self.identity.clone(),
                 #[cfg(feature = "test-support")]
                 fault: self.config.fault,
                 concurrency: work.concurrency,
