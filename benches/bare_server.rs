@@ -49,6 +49,17 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         s.cancel();
     });
-    serve_tls(listener, tls, app, stop, std::time::Duration::from_secs(1)).await;
+    // The same accept loop and limits as flinkgate's, so the baseline
+    // differs only in the handler.
+    serve_tls(
+        listener,
+        tls,
+        app,
+        Default::default(),
+        Default::default(),
+        stop,
+        std::time::Duration::from_secs(1),
+    )
+    .await;
     Ok(())
 }

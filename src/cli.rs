@@ -127,6 +127,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub listener: ListenerArgs,
     #[command(flatten)]
+    pub connections: ConnectionArgs,
+    #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -155,6 +157,39 @@ pub struct ListenerArgs {
     /// then the controllers finish their reconciles, within this together.
     #[arg(long, env = "FLINKGATE_SHUTDOWN_TIMEOUT", default_value = "25", value_parser = seconds_from(0.0))]
     pub shutdown_timeout: Duration,
+}
+
+/// Limits that keep slow or numerous clients from holding the server.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Connection limits")]
+pub struct ConnectionArgs {
+    /// Open connections at most; more wait in the listen backlog until one
+    /// closes. Lowered to fit the open-file limit.
+    #[arg(long, env = "FLINKGATE_MAX_CONNECTIONS", default_value = "4096", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a client may take for the TLS handshake.
+    #[arg(long, env = "FLINKGATE_HANDSHAKE_TIMEOUT", default_value = "10", value_parser = seconds_from(0.1))]
+    pub handshake_timeout: Duration,
+    /// Seconds to receive an HTTP/1.1 request head, counted from when the
+    /// connection starts waiting for it (so also while kept alive).
+    #[arg(long, env = "FLINKGATE_HEADER_READ_TIMEOUT", default_value = "10", value_parser = seconds_from(0.1))]
+    pub header_read_timeout: Duration,
+    /// Seconds to receive a whole request body; later: 408.
+    #[arg(long, env = "FLINKGATE_BODY_READ_TIMEOUT", default_value = "10", value_parser = seconds_from(0.1))]
+    pub body_read_timeout: Duration,
+    /// Seconds from a request's head to its answer; later: 503.
+    #[arg(long, env = "FLINKGATE_REQUEST_TIMEOUT", default_value = "30", value_parser = seconds_from(0.1))]
+    pub request_timeout: Duration,
+    /// Seconds a connection may stay open with no request in flight or
+    /// started; then it is closed.
+    #[arg(long, env = "FLINKGATE_IDLE_TIMEOUT", default_value = "90", value_parser = seconds_from(0.1))]
+    pub idle_timeout: Duration,
+    /// Seconds between HTTP/2 keepalive pings to the client.
+    #[arg(long, env = "FLINKGATE_HTTP2_KEEPALIVE_INTERVAL", default_value = "30", value_parser = seconds_from(0.1))]
+    pub http2_keepalive_interval: Duration,
+    /// Seconds to wait for a ping's answer before closing the connection.
+    #[arg(long, env = "FLINKGATE_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10", value_parser = seconds_from(0.1))]
+    pub http2_keepalive_timeout: Duration,
 }
 
 #[derive(Debug, Args, Clone)]

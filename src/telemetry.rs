@@ -105,6 +105,7 @@ pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Family<ReconcileKindLabels, Histogram>,
     pub leading: Gauge<i64, std::sync::atomic::AtomicI64>,
+    pub connections: crate::http::ConnectionMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,6 +153,7 @@ impl Metrics {
             reconciles: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
             leading: Gauge::default(),
+            connections: crate::http::ConnectionMetrics::default(),
         };
         let mut r = Registry::with_prefix("flinkgate");
         r.register(
@@ -213,6 +215,26 @@ impl Metrics {
             "rebalance_moves",
             "TaskManager pods moved off a node that stayed below the floor (scheduling.rebalance), by FlinkDeployment",
             m.rebalance_moves.clone(),
+        );
+        r.register(
+            "http_open_connections",
+            "Connections open now, TLS handshakes included",
+            m.connections.open.clone(),
+        );
+        r.register(
+            "http_connections_closed",
+            "Connections closed, by reason (closed_by_client, idle, header_timeout, handshake_timeout, handshake_failed, shutdown, error)",
+            m.connections.closed.clone(),
+        );
+        r.register(
+            "http_request_timeouts",
+            "Requests cut off by a time limit, by phase (body: not received in time; request: not answered in time)",
+            m.connections.request_timeouts.clone(),
+        );
+        r.register(
+            "http_connection_cap_reached",
+            "Times a new connection waited because --max-connections were open",
+            m.connections.at_capacity.clone(),
         );
         r.register(
             "collection_errors",

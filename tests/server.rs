@@ -192,7 +192,7 @@ async fn bad_input_gets_400_with_a_json_error() {
     }
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(3 * 1024 * 1024 + 10));
     let (status, err) = s.post("/validate", huge).await;
-    assert_eq!(status, 400, "{err}");
+    assert_eq!(status, 413, "{err}");
     assert!(err["error"].as_str().unwrap().contains("exceeds"));
     let resp = s.get("/nowhere").await;
     assert_eq!(resp.0, 404);

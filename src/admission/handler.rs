@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::cluster_view::ClusterView;
 use super::decide::{self, Endpoint};
-use super::review::{self, BadReview, MAX_BODY_BYTES};
-use crate::http::{BodyError, HttpError, read_body};
+use super::review::{self, MAX_BODY_BYTES};
+use crate::http::{HttpError, read_body};
 use crate::policy::PolicyStore;
 use crate::telemetry::{AdmissionLabels, EndpointLabels, Metrics};
 
@@ -38,21 +38,18 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
     let ep = EndpointLabels {
         endpoint: endpoint.as_str(),
     };
-    let bad = |e: BadReview| {
+    let bad = |e: HttpError| {
         s.metrics.admission_bad_requests.get_or_create(&ep).inc();
-        tracing::warn!(endpoint = endpoint.as_str(), error = %e, "bad admission request");
-        HttpError::bad_request(e.to_string()).into_response()
+        tracing::warn!(endpoint = endpoint.as_str(), error = %e.message, "bad admission request");
+        e.into_response()
     };
-    let bytes = match read_body(body, MAX_BODY_BYTES).await.map_err(|e| match e {
-        BodyError::TooLarge { .. } => BadReview::TooLarge,
-        BodyError::Unreadable(why) => BadReview::Unreadable(why),
-    }) {
+    let bytes = match read_body(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(e) => return bad(e),
+        Err(e) => return bad(e.into()),
     };
     let req = match review::parse(&bytes) {
         Ok(r) => r,
-        Err(e) => return bad(e),
+        Err(e) => return bad(HttpError::bad_request(e.to_string())),
     };
     let Some(policy) = s.policy.current() else {
         // Not ready: kube-apiserver applies the webhook's failurePolicy.

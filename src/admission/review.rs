@@ -17,8 +17,6 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub enum BadReview {
     #[error("request body exceeds {MAX_BODY_BYTES} bytes")]
     TooLarge,
-    #[error("request body could not be read: {0}")]
-    Unreadable(String),
     #[error("body is not a valid AdmissionReview: {0}")]
     Json(String),
     #[error("apiVersion must be {API_VERSION}, got {0:?}")]
@@ -36,7 +34,6 @@ impl BadReview {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::TooLarge => "too_large",
-            Self::Unreadable(_) => "unreadable",
             Self::Json(_) => "invalid_json",
             Self::ApiVersion(_) => "wrong_api_version",
             Self::Kind(_) => "wrong_kind",

@@ -100,9 +100,17 @@ pub async fn run(
             && let Some(st) = state.as_mut()
         {
             last_cycle = Some(Instant::now());
-            cycle(&client, &cfg, &pods, &rules, &metrics, st).await;
-            board.replace(st.table.clone());
-            publish(&client, &cfg.scores, &st.table).await;
+            // A walk can wait on slow JobManagers for seconds; shutdown
+            // must not, since the Lease is released only after it.
+            let walk = async {
+                cycle(&client, &cfg, &pods, &rules, &metrics, st).await;
+                board.replace(st.table.clone());
+                publish(&client, &cfg.scores, &st.table).await;
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                () = walk => {}
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -37,7 +37,7 @@ pub struct ExtenderState {
     pub filter_events: FilterEvents,
 }
 
-fn bad_request(s: &ExtenderState, verb: &'static str, msg: &str) -> Response {
+fn bad_request(s: &ExtenderState, verb: &'static str, e: HttpError) -> Response {
     s.metrics
         .extender_requests
         .get_or_create(&ExtenderLabels {
@@ -45,8 +45,8 @@ fn bad_request(s: &ExtenderState, verb: &'static str, msg: &str) -> Response {
             result: "bad_request",
         })
         .inc();
-    tracing::warn!(verb, error = msg, "bad extender request");
-    HttpError::bad_request(msg).into_response()
+    tracing::warn!(verb, error = %e.message, "bad extender request");
+    e.into_response()
 }
 
 /// The pod and the candidates, from either form, borrowed from `body`.
@@ -126,11 +126,11 @@ pub fn prioritize_nodes<'n, S: AsRef<str>>(
 pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
     let bytes = match read_body(body, MAX_EXTENDER_BODY).await {
         Ok(b) => b,
-        Err(e) => return bad_request(&s, "filter", &e.to_string()),
+        Err(e) => return bad_request(&s, "filter", e.into()),
     };
     let candidates = match parse_args::<RawNode>(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return bad_request(&s, "filter", &e.to_string()),
+        Err(e) => return bad_request(&s, "filter", HttpError::bad_request(e.to_string())),
     };
     let names = &candidates.names;
     let failed = if steered(&candidates) {
@@ -222,12 +222,12 @@ pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
 pub async fn prioritize(State(s): State<ExtenderState>, body: Body) -> Response {
     let bytes = match read_body(body, MAX_EXTENDER_BODY).await {
         Ok(b) => b,
-        Err(e) => return bad_request(&s, "prioritize", &e.to_string()),
+        Err(e) => return bad_request(&s, "prioritize", e.into()),
     };
     // Only the names of full Nodes are read here; nothing is sent back.
     let candidates = match parse_args::<NamedNode>(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return bad_request(&s, "prioritize", &e.to_string()),
+        Err(e) => return bad_request(&s, "prioritize", HttpError::bad_request(e.to_string())),
     };
     let names = &candidates.names;
     let list = if steered(&candidates) {

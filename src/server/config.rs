@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::ServeArgs;
 use crate::cluster_dns::ClusterDnsConfig;
 use crate::collector::JobManagerTarget;
+use crate::http::ConnectionLimits;
 use crate::k8s::NamespacedName;
 
 /// Where the policy comes from.
@@ -70,6 +71,7 @@ pub struct Config {
     pub leader_work: Option<LeaderWork>,
     pub cluster_dns: Option<ClusterDnsConfig>,
     pub reload_interval: Duration,
+    pub connections: ConnectionLimits,
     /// The whole shutdown after SIGTERM: draining requests, then stopping
     /// the controllers.
     pub shutdown_timeout: Duration,
@@ -90,6 +92,7 @@ impl Config {
     pub fn from_args(args: ServeArgs, in_cluster: bool) -> Result<Self, ConfigError> {
         let ServeArgs {
             listener,
+            connections,
             policy,
             cluster,
             controller,
@@ -146,6 +149,16 @@ impl Config {
             leader_work,
             cluster_dns,
             reload_interval: listener.reload_interval,
+            connections: ConnectionLimits {
+                max_connections: connections.max_connections as usize,
+                handshake_timeout: connections.handshake_timeout,
+                header_read_timeout: connections.header_read_timeout,
+                body_read_timeout: connections.body_read_timeout,
+                request_timeout: connections.request_timeout,
+                idle_timeout: connections.idle_timeout,
+                http2_keepalive_interval: connections.http2_keepalive_interval,
+                http2_keepalive_timeout: connections.http2_keepalive_timeout,
+            },
             shutdown_timeout: listener.shutdown_timeout,
             #[cfg(feature = "test-support")]
             fault,
@@ -177,6 +190,38 @@ mod tests {
         assert_eq!(c.cluster, ClusterAccess::None);
         assert!(c.leader_work.is_none(), "no cluster, no controller");
         assert_eq!(c.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!(
+            c.connections,
+            ConnectionLimits::default(),
+            "the flags' defaults are the library's"
+        );
+    }
+
+    #[test]
+    fn connection_limits_come_from_their_flags() {
+        let c = config(
+            &[
+                "--max-connections",
+                "10",
+                "--idle-timeout",
+                "1.5",
+                "--body-read-timeout",
+                "2",
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.connections.max_connections, 10);
+        assert_eq!(c.connections.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(c.connections.body_read_timeout, Duration::from_secs(2));
+        for bad in [["--max-connections", "0"], ["--request-timeout", "0"]] {
+            let mut argv = vec!["flinkgate", "serve"];
+            argv.extend_from_slice(&bad);
+            assert!(
+                crate::cli::Cli::try_parse_from(argv).is_err(),
+                "{bad:?} is refused"
+            );
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use router::{AppState, Health, router};
 use crate::admission::cluster_cache::ClusterCache;
 use crate::admission::cluster_view::{ClusterView, NoClusterView};
 use crate::admission::handler::AdmissionState;
-use crate::http::serve_tls;
+use crate::http::{ConnectionLimits, serve_tls};
 use crate::leader::Leadership;
 use crate::policy::source::{self, apply_document};
 use crate::policy::{Policy, PolicyStore};
@@ -221,6 +221,8 @@ impl Server {
             listener,
             tls_config,
             app,
+            connection_limits(&cfg.connections),
+            self.metrics.connections.clone(),
             stop.clone(),
             cfg.shutdown_timeout,
         );
@@ -408,6 +410,37 @@ fn serving_cert(tls: &TlsSource) -> anyhow::Result<Arc<ReloadingCert>> {
             )?))
         }
     }
+}
+
+/// The configured limits, with the connection cap lowered to what the
+/// open-file limit allows (raised to its hard limit first). Each connection
+/// is one file; the rest (watches, clients, files) get a reserve.
+fn connection_limits(wanted: &ConnectionLimits) -> ConnectionLimits {
+    const RESERVE: u64 = 256;
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            return wanted.clone();
+        }
+    };
+    let fits = usize::try_from(files.saturating_sub(RESERVE).max(1)).unwrap_or(usize::MAX);
+    let mut limits = wanted.clone();
+    if wanted.max_connections > fits {
+        tracing::warn!(
+            max_connections = wanted.max_connections,
+            open_file_limit = files,
+            lowered_to = fits,
+            "--max-connections is more than the open-file limit allows"
+        );
+        limits.max_connections = fits;
+    }
+    tracing::info!(
+        open_file_limit = files,
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    limits
 }
 
 /// This replica's name in Leases and Events: its pod, else host and pid.

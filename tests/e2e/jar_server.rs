@@ -67,6 +67,8 @@ impl JarServer {
             listener,
             Arc::new(tls),
             app,
+            Default::default(),
+            Default::default(),
             stop.clone(),
             Duration::from_secs(1),
         ));
