@@ -161,7 +161,7 @@ pub struct ListenerArgs {
 
 /// Limits that keep slow or numerous clients from holding the server.
 #[derive(Debug, Args, Clone)]
-#[command(next_help_heading = "Connection limits")]
+#[command(next_help_heading = "Connection and request limits")]
 pub struct ConnectionArgs {
     /// Open connections at most; more wait in the listen backlog until one
     /// closes. Lowered to fit the open-file limit.
@@ -190,6 +190,14 @@ pub struct ConnectionArgs {
     /// Seconds to wait for a ping's answer before closing the connection.
     #[arg(long, env = "FLINKGATE_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10", value_parser = seconds_from(0.1))]
     pub http2_keepalive_timeout: Duration,
+    /// MiB of request bodies held in memory at once, across all requests;
+    /// a request waits for its share before its body is read. Must exceed
+    /// the largest body (3 MiB admission, 32 MiB extender) to take it whole.
+    #[arg(long, env = "FLINKGATE_BODY_MEMORY_MIB", default_value = "48", value_parser = clap::value_parser!(u32).range(4..))]
+    pub body_memory_mib: u32,
+    /// Scheduler-extender requests handled at once; more wait, unread.
+    #[arg(long, env = "FLINKGATE_EXTENDER_CONCURRENCY", default_value = "2", value_parser = clap::value_parser!(u32).range(1..))]
+    pub extender_concurrency: u32,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::cluster_view::ClusterView;
 use super::decide::{self, Endpoint};
 use super::review::{self, MAX_BODY_BYTES};
-use crate::http::{HttpError, read_body};
+use crate::http::{BodyBudget, HttpError, read_body};
 use crate::policy::PolicyStore;
 use crate::telemetry::{AdmissionLabels, EndpointLabels, Metrics};
 
@@ -23,6 +23,8 @@ pub struct AdmissionState {
     pub metrics: Metrics,
     /// The Flink resources in the cluster, for the rules that need another one.
     pub cluster: Arc<dyn ClusterView>,
+    /// Memory for request bodies, shared with the extender.
+    pub bodies: Arc<BodyBudget>,
 }
 
 pub async fn validate(State(s): State<AdmissionState>, body: Body) -> Response {
@@ -43,7 +45,7 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
         tracing::warn!(endpoint = endpoint.as_str(), error = %e.message, "bad admission request");
         e.into_response()
     };
-    let bytes = match read_body(body, MAX_BODY_BYTES).await {
+    let bytes = match read_body(body, MAX_BODY_BYTES, &s.bodies).await {
         Ok(b) => b,
         Err(e) => return bad(e.into()),
     };

@@ -13,7 +13,12 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Every error answer: `{"error": "...", "code": N}` with that status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,15 +75,137 @@ impl From<BodyError> for HttpError {
     }
 }
 
-/// The whole body, refused past `limit` bytes without buffering more.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
-        Err(e) => Err(match timed_out(&*e) {
+/// Bytes of request bodies held in memory at once, across all requests:
+/// a request waits for its share before its body is read, so many large
+/// bodies at once queue instead of exhausting memory.
+#[derive(Debug)]
+pub struct BodyBudget {
+    kib: Arc<Semaphore>,
+    total_kib: usize,
+}
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Arc<Self> {
+        let total_kib = bytes.div_ceil(1024).clamp(1, Semaphore::MAX_PERMITS);
+        Arc::new(Self {
+            kib: Arc::new(Semaphore::new(total_kib)),
+            total_kib,
+        })
+    }
+
+    /// Waits until `bytes` fit (all of the budget at most). `None` only if
+    /// the budget were closed, which nothing does.
+    async fn charge(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let kib = bytes.div_ceil(1024).clamp(1, self.total_kib);
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+        self.kib.clone().acquire_many_owned(kib).await.ok()
+    }
+}
+
+/// A request body read whole, holding its share of the [`BodyBudget`]
+/// until dropped.
+#[derive(Debug)]
+pub struct ReadBody {
+    pub bytes: Bytes,
+    _charge: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for ReadBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The whole body in one buffer, refused past `limit` bytes without
+/// buffering more: at once when its Content-Length says so. A body of known
+/// length is charged that length against `budget`, one of unknown length
+/// the limit.
+pub async fn read_body(
+    mut body: Body,
+    limit: usize,
+    budget: &BodyBudget,
+) -> Result<ReadBody, BodyError> {
+    let hint = body.size_hint();
+    let announced = usize::try_from(hint.lower()).unwrap_or(usize::MAX);
+    if announced > limit {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let charge = hint
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(limit)
+        .min(limit);
+    let held = budget.charge(charge).await;
+    // One buffer of the announced size: frames are copied in once.
+    let mut buf = BytesMut::with_capacity(announced);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match timed_out(&e) {
             Some(t) => BodyError::TimedOut(t),
             None => BodyError::Unreadable(e.to_string()),
-        }),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(ReadBody {
+        bytes: buf.freeze(),
+        _charge: held,
+    })
+}
+
+/// A JSON answer sent as the given pieces in order, without joining them
+/// (they may be slices of the request body).
+pub fn json_pieces_response(pieces: Vec<Bytes>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::new(Pieces::new(pieces)),
+    )
+        .into_response()
+}
+
+/// A body of known pieces with its exact length, so it goes out with a
+/// Content-Length rather than chunked.
+struct Pieces {
+    left: std::collections::VecDeque<Bytes>,
+    length: u64,
+}
+
+impl Pieces {
+    fn new(pieces: Vec<Bytes>) -> Self {
+        let length = pieces.iter().map(|p| p.len() as u64).sum();
+        Self {
+            left: pieces.into(),
+            length,
+        }
+    }
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.left.pop_front().map(|piece| {
+            this.length -= piece.len() as u64;
+            Ok(http_body::Frame::data(piece))
+        });
+        std::task::Poll::Ready(next)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.length)
     }
 }
 
@@ -130,7 +257,9 @@ mod tests {
             std::time::Duration::from_secs(2),
             Default::default(),
         );
-        let err = read_body(Body::new(late), 100).await.unwrap_err();
+        let err = read_body(Body::new(late), 100, &BodyBudget::new(1 << 20))
+            .await
+            .unwrap_err();
         assert!(matches!(err, BodyError::TimedOut(_)), "{err:?}");
         let answer = HttpError::from(err);
         assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT);
@@ -140,9 +269,30 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_past_the_limit_are_refused() {
-        let err = read_body(Body::from(vec![b'x'; 11]), 10).await.unwrap_err();
+        let budget = BodyBudget::new(1 << 20);
+        let err = read_body(Body::from(vec![b'x'; 11]), 10, &budget)
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "request body exceeds 10 bytes");
-        let ok = read_body(Body::from(vec![b'x'; 10]), 10).await.unwrap();
+        let ok = read_body(Body::from(vec![b'x'; 10]), 10, &budget)
+            .await
+            .unwrap();
         assert_eq!(ok.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn bodies_wait_for_their_share_of_the_budget() {
+        let budget = BodyBudget::new(4096);
+        let first = read_body(Body::from(vec![b'x'; 3000]), 8192, &budget)
+            .await
+            .unwrap();
+        let second = read_body(Body::from(vec![b'y'; 3000]), 8192, &budget);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), second).await;
+        assert!(waited.is_err(), "3 KiB + 3 KiB do not fit in 4 KiB at once");
+        drop(first);
+        let second = read_body(Body::from(vec![b'y'; 3000]), 8192, &budget)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 3000, "read once the first let go");
     }
 }

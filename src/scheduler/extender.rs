@@ -14,17 +14,19 @@ use serde::Deserialize;
 use super::filter_events::{FilterEvent, FilterEvents};
 use super::protocol::{
     BadExtenderArgs, Candidates, ExtenderArgs, FilterResult, HostPriority, NamedNode, NodeItem,
-    NodeListOut, RawNode, write_host_priorities,
+    RawNode, filter_result_with_nodes, write_host_priorities,
 };
 use super::score::{NEUTRAL_SCORE, filter_reason, priority};
 use super::scores::{ScoreBoard, ScoreTable, now_unix};
 use crate::flink::pod::{Component, flink_component};
-use crate::http::{HttpError, json_response, read_body};
+use crate::http::{BodyBudget, HttpError, json_pieces_response, json_response, read_body};
 use crate::policy::{PolicyStore, SchedulingRules};
 use crate::telemetry::{ExtenderLabels, Metrics};
 
-/// A full NodeList of thousands of 5 KB Nodes must fit.
-pub const MAX_EXTENDER_BODY: usize = 64 * 1024 * 1024;
+/// A full NodeList of 5,000 Nodes of about 5 KB (23 MiB) must fit, with
+/// room for larger Nodes; a body is held once in memory, and a filter
+/// answer points into it.
+pub const MAX_EXTENDER_BODY: usize = 32 * 1024 * 1024;
 
 /// What the extender handlers need.
 #[derive(Clone)]
@@ -35,6 +37,10 @@ pub struct ExtenderState {
     pub scores: Arc<ScoreBoard>,
     /// Events on pods whose nodes the extender filtered out.
     pub filter_events: FilterEvents,
+    /// Memory for request bodies, shared with admission.
+    pub bodies: Arc<BodyBudget>,
+    /// Extender requests handled at once; more wait (their bodies unread).
+    pub max_concurrent: usize,
 }
 
 fn bad_request(s: &ExtenderState, verb: &'static str, e: HttpError) -> Response {
@@ -124,7 +130,7 @@ pub fn prioritize_nodes<'n, S: AsRef<str>>(
 }
 
 pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
-    let bytes = match read_body(body, MAX_EXTENDER_BODY).await {
+    let bytes = match read_body(body, MAX_EXTENDER_BODY, &s.bodies).await {
         Ok(b) => b,
         Err(e) => return bad_request(&s, "filter", e.into()),
     };
@@ -171,23 +177,29 @@ pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
             });
         }
     }
+    s.metrics
+        .extender_requests
+        .get_or_create(&ExtenderLabels {
+            verb: "filter",
+            result: "ok",
+        })
+        .inc();
+    let failed_nodes = failed
+        .into_iter()
+        .map(|(i, why)| (names[i].as_str().to_string(), why))
+        .collect();
     // Answer in the form asked; only nodes from the input come back.
-    let (nodes, node_names, size) = match &candidates.nodes {
+    match &candidates.nodes {
         Some(items) => {
-            let items: Vec<&serde_json::value::RawValue> = items
+            let kept = items
                 .iter()
                 .zip(&unfit)
                 .filter(|(_, out)| !**out)
-                .map(|(raw, _)| *raw)
-                .collect();
-            let size = items.iter().map(|r| r.get().len() + 1).sum::<usize>();
-            let out = NodeListOut {
-                api_version: "v1",
-                kind: "NodeList",
-                metadata: serde_json::Map::new(),
-                items,
-            };
-            (Some(out), None, size)
+                .map(|(raw, _)| bytes.bytes.slice_ref(raw.get().as_bytes()));
+            match filter_result_with_nodes(kept, &failed_nodes) {
+                Ok(pieces) => json_pieces_response(pieces),
+                Err(e) => json_response(Err(e)),
+            }
         }
         None => {
             let kept: Vec<&str> = names
@@ -197,30 +209,18 @@ pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
                 .map(|(n, _)| n.as_str())
                 .collect();
             let size = kept.iter().map(|n| n.len() + 3).sum::<usize>();
-            (None, Some(kept), size)
+            let result = FilterResult {
+                node_names: Some(kept),
+                failed_nodes,
+                ..FilterResult::default()
+            };
+            json(&result, size + 256)
         }
-    };
-    let result = FilterResult {
-        nodes,
-        node_names,
-        failed_nodes: failed
-            .into_iter()
-            .map(|(i, why)| (names[i].as_str().to_string(), why))
-            .collect(),
-        ..FilterResult::default()
-    };
-    s.metrics
-        .extender_requests
-        .get_or_create(&ExtenderLabels {
-            verb: "filter",
-            result: "ok",
-        })
-        .inc();
-    json(&result, size + 256)
+    }
 }
 
 pub async fn prioritize(State(s): State<ExtenderState>, body: Body) -> Response {
-    let bytes = match read_body(body, MAX_EXTENDER_BODY).await {
+    let bytes = match read_body(body, MAX_EXTENDER_BODY, &s.bodies).await {
         Ok(b) => b,
         Err(e) => return bad_request(&s, "prioritize", e.into()),
     };

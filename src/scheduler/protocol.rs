@@ -26,8 +26,70 @@ pub struct ExtenderArgs<'a, N> {
     pub pod: Option<PodMeta>,
     #[serde(default)]
     pub nodes: Option<NodeList<N>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "at_most_max_nodes_or_null")]
     pub node_names: Option<Vec<NodeName<'a>>>,
+}
+
+/// The most candidate nodes one request may carry: twice the largest
+/// cluster Kubernetes supports (5,000 nodes). A longer list is refused
+/// while it is read, so a body of tiny names cannot grow a huge vector.
+pub const MAX_NODES: usize = 10_000;
+
+fn at_most_max_nodes<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_NODES} nodes")
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_NODES));
+            while let Some(item) = seq.next_element()? {
+                if out.len() == MAX_NODES {
+                    return Err(de::Error::custom(format!(
+                        "more than {MAX_NODES} candidate nodes"
+                    )));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded(std::marker::PhantomData))
+}
+
+fn at_most_max_nodes_or_null<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct OrNull<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OrNull<T> {
+        type Value = Option<Vec<T>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "null or a list of at most {MAX_NODES} nodes")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            at_most_max_nodes(d).map(Some)
+        }
+    }
+    d.deserialize_option(OrNull(std::marker::PhantomData))
 }
 
 /// A node name: borrowed from the body unless it had JSON escapes.
@@ -70,7 +132,7 @@ pub struct PodMetadata {
 #[derive(Debug, Deserialize)]
 #[serde(bound(deserialize = "N: Deserialize<'de>"))]
 pub struct NodeList<N> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most_max_nodes")]
     pub items: Vec<N>,
 }
 
@@ -196,25 +258,40 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for FindName<'_, 'a> {
     }
 }
 
-/// The NodeList sent back: the kept items, unchanged.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeListOut<'a> {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    pub items: Vec<&'a RawValue>,
-}
-
-/// `ExtenderFilterResult`.
+/// `ExtenderFilterResult` when the candidates came as names; for full
+/// Nodes see [`filter_result_with_nodes`].
 #[derive(Debug, Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct FilterResult<'a> {
-    pub nodes: Option<NodeListOut<'a>>,
+    /// Always null in this form.
+    pub nodes: (),
     pub node_names: Option<Vec<&'a str>>,
     pub failed_nodes: BTreeMap<String, String>,
     pub failed_and_unresolvable_nodes: BTreeMap<String, String>,
     pub error: String,
+}
+
+/// `ExtenderFilterResult` with the kept full Nodes, as pieces to send one
+/// after another. Each Node is the caller's slice of the request body, sent
+/// back unchanged and never copied: a 30 MiB NodeList costs 30 MiB, not 60.
+pub fn filter_result_with_nodes(
+    kept: impl IntoIterator<Item = bytes::Bytes>,
+    failed: &BTreeMap<String, String>,
+) -> Result<Vec<bytes::Bytes>, serde_json::Error> {
+    let mut head = br#"{"NodeNames":null,"FailedNodes":"#.to_vec();
+    serde_json::to_writer(&mut head, failed)?;
+    head.extend_from_slice(
+        br#","FailedAndUnresolvableNodes":{},"Error":"","Nodes":{"apiVersion":"v1","kind":"NodeList","metadata":{},"items":["#,
+    );
+    let mut pieces = vec![bytes::Bytes::from(head)];
+    for (i, node) in kept.into_iter().enumerate() {
+        if i > 0 {
+            pieces.push(bytes::Bytes::from_static(b","));
+        }
+        pieces.push(node);
+    }
+    pieces.push(bytes::Bytes::from_static(b"]}}"));
+    Ok(pieces)
 }
 
 /// One entry of the `HostPriorityList` prioritize returns (a bare array).
@@ -377,6 +454,35 @@ mod tests {
     }
 
     #[test]
+    fn more_than_max_nodes_is_refused_while_reading() {
+        let names = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("\"n{i}\"")).collect();
+            format!(r#"{{"NodeNames":[{}]}}"#, list.join(","))
+        };
+        let ok = names(MAX_NODES);
+        let args: ExtenderArgs<'_, NamedNode<'_>> = serde_json::from_str(&ok).unwrap();
+        assert_eq!(args.node_names.unwrap().len(), MAX_NODES);
+        let too_many = names(MAX_NODES + 1);
+        let err = serde_json::from_str::<ExtenderArgs<'_, NamedNode<'_>>>(&too_many).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 10000 candidate nodes"),
+            "{err}"
+        );
+        let items: Vec<String> = (0..=MAX_NODES)
+            .map(|i| format!(r#"{{"metadata":{{"name":"n{i}"}}}}"#))
+            .collect();
+        let list = format!(r#"{{"Nodes":{{"items":[{}]}}}}"#, items.join(","));
+        let err = serde_json::from_str::<ExtenderArgs<'_, RawNode<'_>>>(&list).unwrap_err();
+        assert!(
+            err.to_string().contains("more than 10000 candidate nodes"),
+            "{err}"
+        );
+        let null: ExtenderArgs<'_, NamedNode<'_>> =
+            serde_json::from_str(r#"{"NodeNames":null,"Nodes":null}"#).unwrap();
+        assert!(null.node_names.is_none() && null.nodes.is_none());
+    }
+
+    #[test]
     fn raw_node_names_are_found_in_any_key_order() {
         let body = r#"{"Nodes":{"items":[
             {"metadata":{"name":"go-order","labels":{"a":"b"}},"status":{"images":[1,2]}},
@@ -443,6 +549,40 @@ mod tests {
             serde_json::to_string(&list).unwrap()
         );
         assert_eq!(write_host_priorities(&[]).unwrap(), b"[]");
+    }
+
+    #[test]
+    fn a_filter_result_with_nodes_is_the_go_shape() {
+        let mut failed = BTreeMap::new();
+        failed.insert("slow".to_string(), "below the floor \"0.5\"".to_string());
+        let pieces = filter_result_with_nodes(
+            [
+                bytes::Bytes::from_static(br#"{"metadata":{"name":"a"}}"#),
+                bytes::Bytes::from_static(br#"{"metadata":{"name":"b"},"status":{}}"#),
+            ],
+            &failed,
+        )
+        .unwrap();
+        let whole: Vec<u8> = pieces.concat();
+        let v: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "Nodes": {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": [
+                    {"metadata": {"name": "a"}},
+                    {"metadata": {"name": "b"}, "status": {}},
+                ]},
+                "NodeNames": null,
+                "FailedNodes": {"slow": "below the floor \"0.5\""},
+                "FailedAndUnresolvableNodes": {},
+                "Error": "",
+            })
+        );
+        let none = filter_result_with_nodes([], &BTreeMap::new())
+            .unwrap()
+            .concat();
+        let v: serde_json::Value = serde_json::from_slice(&none).unwrap();
+        assert_eq!(v["Nodes"]["items"], serde_json::json!([]));
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct Config {
     pub cluster_dns: Option<ClusterDnsConfig>,
     pub reload_interval: Duration,
     pub connections: ConnectionLimits,
+    /// Bytes of request bodies held at once.
+    pub body_memory: usize,
+    pub extender_concurrency: usize,
     /// The whole shutdown after SIGTERM: draining requests, then stopping
     /// the controllers.
     pub shutdown_timeout: Duration,
@@ -159,6 +162,8 @@ impl Config {
                 http2_keepalive_interval: connections.http2_keepalive_interval,
                 http2_keepalive_timeout: connections.http2_keepalive_timeout,
             },
+            body_memory: connections.body_memory_mib as usize * (1 << 20),
+            extender_concurrency: connections.extender_concurrency as usize,
             shutdown_timeout: listener.shutdown_timeout,
             #[cfg(feature = "test-support")]
             fault,

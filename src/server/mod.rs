@@ -28,7 +28,7 @@ use router::{AppState, Health, router};
 use crate::admission::cluster_cache::ClusterCache;
 use crate::admission::cluster_view::{ClusterView, NoClusterView};
 use crate::admission::handler::AdmissionState;
-use crate::http::{ConnectionLimits, serve_tls};
+use crate::http::{BodyBudget, ConnectionLimits, serve_tls};
 use crate::leader::Leadership;
 use crate::policy::source::{self, apply_document};
 use crate::policy::{Policy, PolicyStore};
@@ -188,17 +188,21 @@ impl Server {
             None => Arc::new(NoClusterView("flinkgate runs without a cluster connection")),
         };
         let health = Arc::new(Health::default());
+        let bodies = BodyBudget::new(cfg.body_memory);
         let app = router(AppState {
             admission: AdmissionState {
                 policy: self.store.clone(),
                 metrics: self.metrics.clone(),
                 cluster,
+                bodies: bodies.clone(),
             },
             extender: ExtenderState {
                 policy: self.store.clone(),
                 metrics: self.metrics.clone(),
                 scores,
                 filter_events,
+                bodies,
+                max_concurrent: cfg.extender_concurrency,
             },
             registry: Arc::new(self.registry),
             health: health.clone(),

@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
+use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::admission::handler::{self, AdmissionState};
 use crate::http::HttpError;
@@ -54,8 +55,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/scheduler/filter", post(extender::filter))
-        .route("/scheduler/prioritize", post(extender::prioritize))
+        .merge(
+            Router::new()
+                .route("/scheduler/filter", post(extender::filter))
+                .route("/scheduler/prioritize", post(extender::prioritize))
+                .route_layer(GlobalConcurrencyLimitLayer::new(
+                    state.extender.max_concurrent.max(1),
+                )),
+        )
         .fallback(not_found)
         .with_state(state)
 }

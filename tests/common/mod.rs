@@ -211,6 +211,7 @@ impl App {
             scores.replace(serde_json::from_value(t).expect("a scores table"));
         }
         let health = Arc::new(Health::default());
+        let bodies = flinkgate::http::BodyBudget::new(48 << 20);
         health
             .listening
             .store(true, std::sync::atomic::Ordering::Release);
@@ -219,12 +220,15 @@ impl App {
                 policy: policy.clone(),
                 metrics: metrics.clone(),
                 cluster: Arc::new(NoClusterView("tests run without a cluster")),
+                bodies: bodies.clone(),
             },
             extender: flinkgate::scheduler::extender::ExtenderState {
                 policy,
                 metrics,
                 scores,
                 filter_events: Default::default(),
+                bodies,
+                max_concurrent: 2,
             },
             registry: Arc::new(registry),
             health,
