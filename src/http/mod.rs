@@ -157,12 +157,13 @@ pub async fn read_body(
     })
 }
 
-/// A JSON answer sent as the given pieces in order, without joining them
-/// (they may be slices of the request body).
-pub fn json_pieces_response(pieces: Vec<Bytes>) -> Response {
+/// A JSON answer sent as the given pieces in order, without joining them.
+/// The pieces may be slices of `request`, whose share of the body budget is
+/// then kept until the answer is sent: the memory stays in use until then.
+pub fn json_pieces_response(pieces: Vec<Bytes>, request: ReadBody) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        Body::new(Pieces::new(pieces)),
+        Body::new(Pieces::new(pieces, request)),
     )
         .into_response()
 }
@@ -172,14 +173,16 @@ pub fn json_pieces_response(pieces: Vec<Bytes>) -> Response {
 struct Pieces {
     left: std::collections::VecDeque<Bytes>,
     length: u64,
+    _request: ReadBody,
 }
 
 impl Pieces {
-    fn new(pieces: Vec<Bytes>) -> Self {
+    fn new(pieces: Vec<Bytes>, request: ReadBody) -> Self {
         let length = pieces.iter().map(|p| p.len() as u64).sum();
         Self {
             left: pieces.into(),
             length,
+            _request: request,
         }
     }
 }

@@ -196,8 +196,9 @@ pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
                 .zip(&unfit)
                 .filter(|(_, out)| !**out)
                 .map(|(raw, _)| bytes.bytes.slice_ref(raw.get().as_bytes()));
-            match filter_result_with_nodes(kept, &failed_nodes) {
-                Ok(pieces) => json_pieces_response(pieces),
+            let pieces = filter_result_with_nodes(kept, &failed_nodes);
+            match pieces {
+                Ok(pieces) => json_pieces_response(pieces, bytes),
                 Err(e) => json_response(Err(e)),
             }
         }
