@@ -386,33 +386,30 @@ async fn a_background_task_that_dies_stops_the_server_with_an_error() {
 }
 
 #[tokio::test]
-async fn patches_apply_to_objects_without_metadata() {
+async fn objects_without_metadata_or_not_objects_get_a_400_naming_the_problem() {
     let s = App::new();
-    let mut review: serde_json::Value =
+    let review: serde_json::Value =
         serde_json::from_str(&fixture("flinkdeployment-create.json")).unwrap();
-    let object = review["request"]["object"].as_object_mut().unwrap();
-    object.remove("metadata");
-    let mut original = serde_json::Value::Object(object.clone());
-    let (status, answer) = s.post("/mutate", review.to_string()).await;
-    assert_eq!(status, 200, "{answer}");
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch_of(&answer).expect("labels are added")).unwrap();
-    json_patch::patch(&mut original, &patch)
-        .unwrap_or_else(|e| panic!("the patch applies to the object as sent: {e}: {patch:?}"));
-    assert!(original.pointer("/metadata/labels").is_some(), "{original}");
-
+    let mut no_metadata = review.clone();
+    no_metadata["request"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("metadata");
+    let mut cases = vec![(no_metadata, "request.object has no metadata")];
     for not_an_object in [json!("text"), json!([1, 2]), json!(5)] {
         let mut r = review.clone();
-        r["request"]["object"] = not_an_object.clone();
-        let (status, answer) = s.post("/mutate", r.to_string()).await;
-        assert_eq!(status, 200, "{answer}");
-        assert_eq!(
-            answer["response"]["allowed"], false,
-            "{not_an_object}: {answer}"
-        );
-        assert!(
-            answer["response"]["patch"].is_null(),
-            "no patch for {not_an_object}"
-        );
+        r["request"]["object"] = not_an_object;
+        cases.push((r, "request.object is not a JSON object"));
+    }
+    for (body, message) in cases {
+        for endpoint in ["/mutate", "/validate"] {
+            let (status, answer) = s.post(endpoint, body.to_string()).await;
+            assert_eq!(status, 400, "{endpoint}: {answer}");
+            assert_eq!(answer["error"], message, "{endpoint}: {answer}");
+            assert!(
+                answer["response"].is_null(),
+                "no verdict, so no patch: {answer}"
+            );
+        }
     }
 }

@@ -27,6 +27,8 @@ pub enum BadReview {
     MissingRequest,
     #[error("request.uid is missing or empty")]
     MissingUid,
+    #[error("{0}")]
+    Object(String),
 }
 
 impl BadReview {
@@ -39,6 +41,7 @@ impl BadReview {
             Self::Kind(_) => "wrong_kind",
             Self::MissingRequest => "missing_request",
             Self::MissingUid => "missing_uid",
+            Self::Object(_) => "bad_object",
         }
     }
 }
@@ -101,7 +104,68 @@ pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
     if request.uid.trim().is_empty() {
         return Err(BadReview::MissingUid);
     }
+    if matches!(request.operation, Operation::Create | Operation::Update)
+        && request.object.as_ref().is_none_or(|o| o.get() == "null")
+    {
+        return Err(BadReview::Object(format!(
+            "request.object is missing; a {:?} carries the object",
+            request.operation
+        )));
+    }
+    for (field, object) in [
+        ("request.object", &request.object),
+        ("request.oldObject", &request.old_object),
+    ] {
+        if let Some(raw) = object.as_deref().filter(|o| o.get() != "null")
+            && let Some(problem) = object_problem(raw)
+        {
+            return Err(BadReview::Object(format!("{field} {problem}")));
+        }
+    }
     Ok(request)
+}
+
+/// Why an object cannot be admitted or patched: not a JSON object, or no
+/// `metadata` object. Reads keys only until `metadata` (usually the third),
+/// skipping nothing after it; the text is already known to be JSON.
+fn object_problem(raw: &RawValue) -> Option<&'static str> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+    /// Sets `metadata_is_object` and stops the walk (with an error) at
+    /// `metadata`.
+    struct Top<'o>(&'o mut Option<bool>);
+    impl<'de> Visitor<'de> for Top<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+            use serde::de::Error as _;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "metadata" {
+                    let value: &RawValue = map.next_value()?;
+                    *self.0 = Some(value.get().starts_with('{'));
+                    return Err(M::Error::custom("stop: metadata found"));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    if !raw.get().starts_with('{') {
+        return Some("is not a JSON object");
+    }
+    let mut metadata_is_object = None;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    // An error after `metadata` is the deliberate stop.
+    let walked = de.deserialize_map(Top(&mut metadata_is_object));
+    match (metadata_is_object, walked) {
+        (Some(true), _) => None,
+        (Some(false), _) => Some("has a metadata that is not an object"),
+        (None, Ok(())) => Some("has no metadata"),
+        (None, Err(_)) => Some("is not a readable JSON object"),
+    }
 }
 
 /// An allowing response for `uid`, to be narrowed by the caller.
@@ -185,7 +249,70 @@ mod tests {
         parse(body.as_bytes())
     }
 
-    const OK: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","object":{"a":1}}}"#;
+    const OK: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","object":{"metadata":{},"a":1}}}"#;
+
+    #[test]
+    fn objects_that_cannot_be_admitted_or_patched_are_named() {
+        let with = |operation: &str, object: &str, old: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(OK).unwrap();
+            v["request"]["operation"] = operation.into();
+            v["request"]["object"] = serde_json::from_str(object).unwrap();
+            v["request"]["oldObject"] = serde_json::from_str(old).unwrap();
+            v.to_string()
+        };
+        let cases = [
+            (
+                "CREATE",
+                "[1,2]",
+                "null",
+                "request.object is not a JSON object",
+            ),
+            (
+                "CREATE",
+                r#""text""#,
+                "null",
+                "request.object is not a JSON object",
+            ),
+            (
+                "CREATE",
+                r#"{"spec":{}}"#,
+                "null",
+                "request.object has no metadata",
+            ),
+            (
+                "CREATE",
+                r#"{"metadata":[]}"#,
+                "null",
+                "request.object has a metadata that is not an object",
+            ),
+            (
+                "CREATE",
+                "null",
+                "null",
+                "request.object is missing; a Create carries the object",
+            ),
+            (
+                "UPDATE",
+                r#"{"metadata":{}}"#,
+                "7",
+                "request.oldObject is not a JSON object",
+            ),
+        ];
+        for (op, object, old, message) in cases {
+            let body = with(op, object, old);
+            match review(&body) {
+                Err(BadReview::Object(m)) => assert_eq!(m, message, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // A DELETE carries only the old object; metadata after other keys is found.
+        review(&with(
+            "DELETE",
+            "null",
+            r#"{"kind":"X","spec":{"a":[1]},"metadata":{"name":"n"}}"#,
+        ))
+        .unwrap();
+    }
 
     #[test]
     fn parses_a_review() {
@@ -193,7 +320,7 @@ mod tests {
         assert_eq!(r.uid, "u1");
         assert_eq!(r.kind.kind, "Pod");
         assert_eq!(r.operation, Operation::Create);
-        assert_eq!(r.object.unwrap().get(), r#"{"a":1}"#);
+        assert_eq!(r.object.unwrap().get(), r#"{"metadata":{},"a":1}"#);
     }
 
     #[test]
