@@ -17,6 +17,7 @@
 //!   tasks; [`check`] and [`register`] are the offline and cluster-admin
 //!   commands.
 
+pub mod address;
 pub mod admission;
 pub mod certs;
 pub mod check;

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use crate::address::internal_address_reason;
 use crate::admission::violation::Violation;
 
 /// The operator's cluster name rule: a DNS-1035 label of at most 45
@@ -70,11 +71,8 @@ pub fn normalized_repository(image: &str) -> String {
 pub fn internal_host_reason(host: &url::Host<&str>) -> Option<&'static str> {
     match host {
         url::Host::Domain(d) => domain_reason(&d.trim_end_matches('.').to_ascii_lowercase()),
-        url::Host::Ipv4(ip) => ip_reason(&IpAddr::V4(*ip)),
-        url::Host::Ipv6(ip) => match ip.to_ipv4_mapped().or_else(|| nat64_embedded(ip)) {
-            Some(v4) => ip_reason(&IpAddr::V4(v4)),
-            None => ip_reason(&IpAddr::V6(*ip)),
-        },
+        url::Host::Ipv4(ip) => internal_address_reason(&IpAddr::V4(*ip)),
+        url::Host::Ipv6(ip) => internal_address_reason(&IpAddr::V6(*ip)),
     }
 }
 
@@ -86,21 +84,11 @@ fn domain_reason(d: &str) -> Option<&'static str> {
         Some("is localhost")
     } else if d.ends_with(".svc") || d.contains(".svc.") || d.ends_with(".cluster.local") {
         Some("is a Kubernetes Service name")
-    } else if d == "kubernetes.default" || d.starts_with("kubernetes.default.") {
+    } else if d == "kubernetes" || d == "kubernetes.default" || d.starts_with("kubernetes.default.") {
         Some("is the Kubernetes API server")
     } else {
         None
     }
-}
-
-/// The IPv4 address a NAT64 address (64:ff9b::/96, RFC 6052) reaches.
-fn nat64_embedded(ip: &std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
-    let s = ip.segments();
-    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
-        let [a, b] = s[6].to_be_bytes();
-        let [c, d] = s[7].to_be_bytes();
-        std::net::Ipv4Addr::new(a, b, c, d)
-    })
 }
 
 /// Why `java.net.URI`, which the operator and Flink parse a jarURI with,
@@ -139,30 +127,6 @@ pub fn java_uri_host(raw: &str) -> Option<&str> {
         host_port.split(':').next().unwrap_or("")
     };
     (!host.is_empty()).then_some(host)
-}
-
-fn ip_reason(ip: &IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) if v4.is_loopback() => Some("is a loopback address"),
-        IpAddr::V4(v4) if v4.is_link_local() => Some("is a link-local address"),
-        IpAddr::V4(v4) if v4.is_private() => Some("is a private address"),
-        // 0.0.0.0/8: "this network"; Linux connects 0.0.0.0 to the host itself.
-        IpAddr::V4(v4) if v4.octets()[0] == 0 => Some("is in 0.0.0.0/8 (this host)"),
-        // 100.64.0.0/10, shared address space: pod and Service ranges on
-        // several managed clusters.
-        IpAddr::V4(v4) if v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 => {
-            Some("is a shared (carrier-grade NAT) address")
-        }
-        IpAddr::V6(v6) if v6.is_loopback() => Some("is a loopback address"),
-        IpAddr::V6(v6) if v6.is_unspecified() => Some("is the unspecified address"),
-        // fe80::/10 link-local, fc00::/7 unique-local (IPv6's private range).
-        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some("is a link-local address"),
-        IpAddr::V6(v6) if (v6.segments()[0] & 0xfe00) == 0xfc00 => Some("is a private address"),
-        // fec0::/10, the deprecated site-local range Java still restricts.
-        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfec0 => Some("is a site-local address"),
-        ip if ip.is_multicast() => Some("is a multicast address"),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -255,11 +219,11 @@ mod tests {
         );
         assert_eq!(
             reason("https://224.0.0.1/x.jar"),
-            Some("is a multicast address")
+            Some("is a multicast or broadcast address")
         );
         assert_eq!(
             reason("https://[ff02::1]/x.jar"),
-            Some("is a multicast address")
+            Some("is a multicast or broadcast address")
         );
         assert_eq!(reason("https://repo.example.com/x.jar"), None);
         assert_eq!(reason("https://8.8.8.8/x.jar"), None);
@@ -276,6 +240,15 @@ mod tests {
         assert_eq!(
             reason("https://kubernetes.default/x.jar"),
             Some("is the Kubernetes API server")
+        );
+        assert_eq!(
+            reason("https://kubernetes:443/x.jar"),
+            Some("is the Kubernetes API server"),
+            "the name pods resolve through their search domains"
+        );
+        assert_eq!(
+            reason("https://198.18.0.9/x.jar"),
+            Some("is a benchmarking address (198.18.0.0/15)")
         );
         assert_eq!(
             reason("https://svc.example.com/x.jar"),
