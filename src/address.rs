@@ -92,7 +92,10 @@ mod tests {
             ("100.64.0.1", "is a shared (carrier-grade NAT) address"),
             ("100.127.255.255", "is a shared (carrier-grade NAT) address"),
             ("198.18.0.1", "is a benchmarking address (198.18.0.0/15)"),
-            ("198.19.255.255", "is a benchmarking address (198.18.0.0/15)"),
+            (
+                "198.19.255.255",
+                "is a benchmarking address (198.18.0.0/15)",
+            ),
             ("::1", "is a loopback address"),
             ("::ffff:10.0.0.1", "is a private address"),
             ("::ffff:127.0.0.1", "is a loopback address"),
@@ -102,7 +105,14 @@ mod tests {
         ] {
             assert_eq!(reason(ip), Some(why), "{ip}");
         }
-        for public in ["8.8.8.8", "100.128.0.1", "198.20.0.1", "2001:db8::1", "64:ff9b::808:808", "::ffff:1.1.1.1"] {
+        for public in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "198.20.0.1",
+            "2001:db8::1",
+            "64:ff9b::808:808",
+            "::ffff:1.1.1.1",
+        ] {
             assert_eq!(reason(public), None, "{public}");
         }
     }

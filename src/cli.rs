@@ -253,6 +253,12 @@ pub struct ControllerArgs {
     /// jarURI, besides the system's.
     #[arg(long, env = "FLINKGATE_JAR_CA_FILE")]
     pub jar_ca_file: Option<PathBuf>,
+    /// Networks (comma-separated CIDRs) the jar downloader may reach although
+    /// they are private, loopback or link-local, for clusters that serve
+    /// jars internally. Names are resolved once and checked before the
+    /// connection, which uses the same addresses.
+    #[arg(long, env = "FLINKGATE_JAR_ALLOW_PRIVATE_CIDRS", value_delimiter = ',')]
+    pub jar_allow_private_cidrs: Vec<ipnet::IpNet>,
     /// Largest jar the controller downloads, in MiB.
     #[arg(long, env = "FLINKGATE_MAX_JAR_MIB", default_value_t = 512)]
     pub max_jar_mib: u64,

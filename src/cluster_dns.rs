@@ -8,7 +8,7 @@
 //! system resolver, for every HTTP client the controller and collector use
 //! (JobManager REST, jar downloads).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
@@ -39,6 +39,113 @@ pub fn cluster_query_name(host: &str, domain: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Which addresses a jar download may connect to: public ones, and those in
+/// the networks an operator allowed (`--jar-allow-private-cidrs`).
+#[derive(Clone, Debug, Default)]
+pub struct AddressGuard {
+    allowed: Arc<Vec<ipnet::IpNet>>,
+}
+
+impl AddressGuard {
+    pub fn new(allowed: Vec<ipnet::IpNet>) -> Self {
+        Self {
+            allowed: Arc::new(allowed),
+        }
+    }
+
+    /// Why a connection to `ip` is refused, or `None`.
+    pub fn refusal(&self, ip: &IpAddr) -> Option<String> {
+        if self.allowed.iter().any(|net| net.contains(ip)) {
+            return None;
+        }
+        crate::address::internal_address_reason(ip)
+            .map(|why| format!("{ip} {why}; --jar-allow-private-cidrs allows internal networks"))
+    }
+
+    /// Why an address written as a URL's host is refused; names are left
+    /// to the resolver.
+    pub fn refusal_of_host(&self, host: &url::Host<String>) -> Option<String> {
+        match host {
+            url::Host::Domain(_) => None,
+            url::Host::Ipv4(ip) => self.refusal(&IpAddr::V4(*ip)),
+            url::Host::Ipv6(ip) => self.refusal(&IpAddr::V6(*ip)),
+        }
+    }
+}
+
+/// Resolves like [`client_builder`]'s resolver, then hands out only the
+/// addresses the guard allows. The connection uses exactly these, so a
+/// name cannot pass the check and then be looked up again to an internal
+/// address (DNS rebinding).
+struct Guarded {
+    cluster: Option<ClusterDns>,
+    guard: AddressGuard,
+}
+
+impl Resolve for Guarded {
+    fn resolve(&self, name: Name) -> Resolving {
+        let cluster = self.cluster.clone();
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> = match cluster {
+                Some(dns) => dns.resolve(name).await?.collect(),
+                None => tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| format!("lookup of {host}: {e}"))?
+                    .collect(),
+            };
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| match guard.refusal(&a.ip()) {
+                    None => true,
+                    Some(why) => {
+                        refused.get_or_insert(why);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some(why)) => Err(format!("{host} resolves to {why}").into()),
+                _ => {
+                    let addrs: Addrs = Box::new(allowed.into_iter());
+                    Ok(addrs)
+                }
+            }
+        })
+    }
+}
+
+/// A client for jar downloads: names resolved as [`client_builder`] does,
+/// then checked by `guard`; redirects followed at most 5 times, never to
+/// a refused address.
+pub fn guarded_client_builder(
+    dns: Option<&ClusterDns>,
+    guard: AddressGuard,
+) -> reqwest::ClientBuilder {
+    let redirects = guard.clone();
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(Guarded {
+            cluster: dns.cloned(),
+            guard,
+        }))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            let refused = attempt
+                .url()
+                .host()
+                .map(|h| h.to_owned())
+                .and_then(|h| redirects.refusal_of_host(&h));
+            if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else if let Some(why) = refused {
+                attempt.error(format!("redirected to {why}"))
+            } else {
+                attempt.follow()
+            }
+        }))
 }
 
 /// A reqwest resolver: Service names through the cluster DNS, the rest
@@ -111,6 +218,45 @@ pub fn client_builder(dns: Option<&ClusterDns>) -> reqwest::ClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn names_resolving_to_internal_addresses_are_refused_unless_allowed() {
+        let resolve = |allowed: Vec<ipnet::IpNet>| {
+            Guarded {
+                cluster: None,
+                guard: AddressGuard::new(allowed),
+            }
+            .resolve("localhost".parse().unwrap())
+        };
+        let err = match resolve(Vec::new()).await {
+            Ok(addrs) => panic!("localhost was allowed: {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.starts_with("localhost resolves to "), "{err}");
+        assert!(
+            err.contains("is a loopback address; --jar-allow-private-cidrs"),
+            "{err}"
+        );
+        let allowed = resolve(vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+        ])
+        .await
+        .unwrap()
+        .collect::<Vec<_>>();
+        assert!(!allowed.is_empty() && allowed.iter().all(|a| a.ip().is_loopback()));
+        let guard = AddressGuard::new(Vec::new());
+        assert!(
+            guard
+                .refusal_of_host(&url::Host::Ipv4("10.0.0.1".parse().unwrap()))
+                .is_some()
+        );
+        assert!(
+            guard
+                .refusal_of_host(&url::Host::Ipv4("8.8.8.8".parse().unwrap()))
+                .is_none()
+        );
+    }
 
     #[test]
     fn service_names_go_to_the_cluster_dns_as_absolute_names() {

@@ -84,7 +84,8 @@ fn domain_reason(d: &str) -> Option<&'static str> {
         Some("is localhost")
     } else if d.ends_with(".svc") || d.contains(".svc.") || d.ends_with(".cluster.local") {
         Some("is a Kubernetes Service name")
-    } else if d == "kubernetes" || d == "kubernetes.default" || d.starts_with("kubernetes.default.") {
+    } else if d == "kubernetes" || d == "kubernetes.default" || d.starts_with("kubernetes.default.")
+    {
         Some("is the Kubernetes API server")
     } else {
         None

@@ -2,6 +2,7 @@
 //! address overrides, Flink REST clients, the jar downloader, Events and
 //! per-object retry backoff.
 
+use crate::cluster_dns::AddressGuard;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,6 +73,8 @@ pub struct ControllerConfig {
     pub jobmanagers: Vec<JobManagerTarget>,
     /// Extra CA certificate (PEM) trusted for `jarURI` downloads.
     pub jar_ca: Option<Vec<u8>>,
+    /// Internal networks jar downloads may reach anyway.
+    pub jar_allow_private: Vec<ipnet::IpNet>,
     /// Largest jar downloaded, in bytes.
     pub max_jar_bytes: u64,
     /// Seconds a savepoint may take before the reconcile gives up and retries.
@@ -92,6 +95,7 @@ pub struct Context {
     pub config: ControllerConfig,
     reporter: Reporter,
     jars: reqwest::Client,
+    jar_guard: AddressGuard,
     /// One connection pool for every JobManager: a client per cluster would
     /// load the system's root certificates once per FlinkDeployment.
     flink_http: reqwest::Client,
@@ -119,7 +123,8 @@ impl Context {
             .cluster_dns
             .as_ref()
             .map(crate::cluster_dns::ClusterDns::new);
-        let mut jars = crate::cluster_dns::client_builder(dns.as_ref())
+        let guard = AddressGuard::new(config.jar_allow_private.clone());
+        let mut jars = crate::cluster_dns::guarded_client_builder(dns.as_ref(), guard.clone())
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
             .https_only(true);
@@ -143,6 +148,7 @@ impl Context {
             metrics,
             config,
             jars,
+            jar_guard: guard,
             flink_http: crate::cluster_dns::client_builder(dns.as_ref())
                 .connect_timeout(FLINK_CONNECT_TIMEOUT)
                 .build()
@@ -201,6 +207,15 @@ impl Context {
             uri: uri.to_owned(),
             detail,
         };
+        // Names are checked by the client's resolver; an address written
+        // in the URI never reaches it.
+        if let Some(host) = reqwest::Url::parse(uri)
+            .ok()
+            .and_then(|u| u.host().map(|h| h.to_owned()))
+            && let Some(refused) = self.jar_guard.refusal_of_host(&host)
+        {
+            return Err(fail(refused));
+        }
         let response = self
             .jars
             .get(uri)

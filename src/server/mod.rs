@@ -339,6 +339,7 @@ impl Server {
                 namespaces: work.watch_namespaces.clone(),
                 jobmanagers: work.jobmanagers.clone(),
                 jar_ca: self.jar_ca.clone(),
+                jar_allow_private: work.jar_allow_private.clone(),
                 max_jar_bytes: work.max_jar_bytes,
                 savepoint_timeout: work.savepoint_timeout,
                 identity: self.identity.clone(),

@@ -19,6 +19,10 @@ pub struct JarServer {
 }
 
 impl JarServer {
+    /// The networks this machine's host name may resolve to: the jar
+    /// server is internal, so the downloader must be told to reach it.
+    pub const ALLOW_CIDRS: &'static str =
+        "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,::1/128,fc00::/7";
     /// Serves `jar` at `https://<host name>:<port>/jobs/<file name>`.
     pub fn start(dir: &Path, jar: &Path) -> Result<JarServer, String> {
         let file_name = jar

@@ -883,13 +883,14 @@ fn main() {
         }
     };
     let serve_args = format!(
-        "--jobmanager-url e2e/top-speed={},e2e/statemachine={},{}/{}={} --jar-ca-file {}",
+        "--jobmanager-url e2e/top-speed={},e2e/statemachine={},{}/{}={} --jar-ca-file {} --jar-allow-private-cidrs {}",
         fake.url(),
         flink.rest,
         controller::NAMESPACE,
         controller::SESSION,
         flink.rest,
-        jar.ca_file.display()
+        jar.ca_file.display(),
+        jar_server::JarServer::ALLOW_CIDRS,
     );
     let mut cluster = match Cluster::up(&dir, kubectl, &["--nodes", "6"], &serve_args) {
         Ok(c) => c,

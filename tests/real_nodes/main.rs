@@ -76,7 +76,11 @@ fn main() {
         }
     };
     let _ = JAR_URL.set(jar.url.clone());
-    let serve_args = format!("--jar-ca-file {}", jar.ca_file.display());
+    let serve_args = format!(
+        "--jar-ca-file {} --jar-allow-private-cidrs {}",
+        jar.ca_file.display(),
+        jar_server::JarServer::ALLOW_CIDRS
+    );
     let mut cluster = match Cluster::up(
         &dir,
         kubectl,
