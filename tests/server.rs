@@ -198,6 +198,8 @@ async fn bad_input_gets_400_with_a_json_error() {
     assert_eq!(resp.0, 404);
     let resp = s.get("/validate").await;
     assert_eq!(resp.0, 405);
+    let json: serde_json::Value = serde_json::from_str(&resp.1).expect("a JSON 405");
+    assert_eq!(json["code"], 405, "{json}");
     // Still healthy after all that.
     assert_eq!(s.get("/healthz").await.0, 200);
 }

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
                 )),
         )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -97,6 +98,15 @@ async fn metrics(State(s): State<AppState>) -> Response {
         out,
     )
         .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not allowed here: POST to /validate, /mutate and /scheduler/*, GET the rest"
+        ),
+    )
 }
 
 async fn not_found() -> HttpError {
