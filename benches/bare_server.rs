@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         bundle.cert.as_bytes(),
         bundle.key.as_bytes(),
     )?);
-    let tls = Arc::new(flinkgate::tls::server_config(cert)?);
+    let tls = Arc::new(flinkgate::tls::server_config(cert, None)?);
     let app = Router::new().route(
         "/validate",
         post(|body: Bytes| async move {

@@ -64,6 +64,30 @@ pub fn issue(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
+/// A client certificate (`clientAuth`) from the CA key `generate` made:
+/// what kube-scheduler presents to `/scheduler/*` under
+/// `--extender-client-ca`.
+pub fn issue_client(
+    ca_key_pem: &str,
+    common_name: &str,
+    days: u32,
+) -> Result<(String, String), CertError> {
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    let issuer = Issuer::new(ca_params(days), ca_key);
+    let (from, until) = validity(days);
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = from.into();
+    params.not_after = until.into();
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 fn validity(days: u32) -> (std::time::SystemTime, std::time::SystemTime) {
     let now = time_now();
     (
@@ -158,6 +182,26 @@ pub fn write(bundle: &Bundle, dir: &Path) -> Result<(), CertError> {
         ("tls.key", &bundle.key, true),
     ] {
         let path = dir.join(name);
+        write_file(&path, content.as_bytes(), private).map_err(|source| CertError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Issues a client certificate named `name` from `bundle`'s CA and writes
+/// `NAME.crt` and `NAME.key` (owner-only) into `dir`.
+pub fn write_client(bundle: &Bundle, name: &str, days: u32, dir: &Path) -> Result<(), CertError> {
+    if !is_dns_name(name) || name.starts_with("*.") {
+        return Err(CertError::BadName(name.to_string()));
+    }
+    let (cert, key) = issue_client(&bundle.ca_key, name, days)?;
+    for (file, content, private) in [
+        (format!("{name}.crt"), cert, false),
+        (format!("{name}.key"), key, true),
+    ] {
+        let path = dir.join(file);
         write_file(&path, content.as_bytes(), private).map_err(|source| CertError::Write {
             path: path.display().to_string(),
             source,

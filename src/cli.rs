@@ -150,6 +150,11 @@ pub struct ListenerArgs {
     /// Private key (PEM) of the serving certificate.
     #[arg(long, env = "FLINKGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// CA (PEM) whose client certificates alone may call /scheduler/*
+    /// (kube-scheduler's extender tlsConfig certFile/keyFile). Without it
+    /// the extender is open to any client that reaches the port.
+    #[arg(long, env = "FLINKGATE_EXTENDER_CLIENT_CA")]
+    pub extender_client_ca: Option<PathBuf>,
     /// Seconds between checks of the certificate and policy files (at least 0.1).
     #[arg(long, env = "FLINKGATE_RELOAD_INTERVAL", default_value = "2", value_parser = seconds_from(0.1))]
     pub reload_interval: Duration,
@@ -366,6 +371,10 @@ pub struct CertsArgs {
     /// Validity in days.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
+    /// Also write a client certificate with this common name (NAME.crt,
+    /// NAME.key), e.g. `kube-scheduler` for `--extender-client-ca`.
+    #[arg(long, value_name = "NAME")]
+    pub client: Option<String>,
 }
 
 fn default_dns() -> Vec<String> {
@@ -388,6 +397,14 @@ pub fn certs(args: CertsArgs) -> anyhow::Result<()> {
         "wrote ca.crt, ca.key, tls.crt, tls.key to {}",
         args.out_dir.display()
     );
+    if let Some(name) = &args.client {
+        crate::certs::write_client(&bundle, name, args.days, &args.out_dir)
+            .context("writing the client certificate")?;
+        println!(
+            "wrote {name}.crt, {name}.key (client certificate) to {}",
+            args.out_dir.display()
+        );
+    }
     Ok(())
 }
 

@@ -28,6 +28,8 @@ pub enum TlsError {
     Pem(#[from] std::io::Error),
     #[error("certificate and key are unusable together: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("client CA unusable: {0}")]
+    ClientCa(String),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -68,11 +70,37 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-pub fn server_config(cert: Arc<ReloadingCert>) -> Result<ServerConfig, TlsError> {
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(cert);
+/// The server's TLS settings. With `client_ca` (PEM), a client may present
+/// a certificate signed by it; the handshake still succeeds without one
+/// (kube-apiserver calls the webhooks without), and the routes that need
+/// one check the [`crate::http::VerifiedClient`] mark the accept loop puts on requests.
+pub fn server_config(
+    cert: Arc<ReloadingCert>,
+    client_ca: Option<&[u8]>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                roots.add(cert?)?;
+            }
+            if roots.is_empty() {
+                return Err(TlsError::NoCertificate);
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut cfg = builder.with_cert_resolver(cert);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }

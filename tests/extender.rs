@@ -164,3 +164,84 @@ async fn the_binary_reads_a_scores_file_and_answers_over_tls() {
     assert_eq!(status, 200, "{f}");
     assert_eq!(f["NodeNames"], json!(["fast", "young", "unknown"]), "{f}");
 }
+
+/// With `--extender-client-ca`, `/scheduler/*` answers only a client whose
+/// certificate that CA signed; the webhook endpoints stay open to callers
+/// without one (kube-apiserver), and a certificate from another CA fails
+/// the handshake.
+#[tokio::test]
+async fn the_extender_can_require_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = common::write_certs(dir.path());
+    flinkgate::certs::write_client(&bundle, "kube-scheduler", 1, dir.path()).unwrap();
+    let other = flinkgate::certs::generate(&["localhost".into()], &[], 1).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    flinkgate::certs::write_client(&other, "intruder", 1, other_dir.path()).unwrap();
+    let path = |d: &tempfile::TempDir, f: &str| d.path().join(f).display().to_string();
+    let args: Vec<String> = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &path(&dir, "tls.crt"),
+        "--tls-key",
+        &path(&dir, "tls.key"),
+        "--extender-client-ca",
+        &path(&dir, "ca.crt"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let ca = bundle.ca_cert.clone();
+    let server = Server::spawn(&args, dir, ca.clone());
+    let identity = |d: &std::path::Path, name: &str| {
+        let mut pem = std::fs::read(d.join(format!("{name}.crt"))).unwrap();
+        pem.extend(std::fs::read(d.join(format!("{name}.key"))).unwrap());
+        reqwest::Identity::from_pem(&pem).unwrap()
+    };
+    let client_with = |id: Option<reqwest::Identity>| {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
+        if let Some(id) = id {
+            b = b.identity(id);
+        }
+        b.build().unwrap()
+    };
+    let args_body = json!({"Pod": tm_pod(), "NodeNames": ["a", "b"]}).to_string();
+    let url = server.url("/scheduler/prioritize");
+
+    let (status, answer) = post_json(&client_with(None), &url, args_body.clone()).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("--extender-client-ca"),
+        "{answer}"
+    );
+
+    let scheduler = client_with(Some(identity(server.dir.path(), "kube-scheduler")));
+    let (status, answer) = post_json(&scheduler, &url, args_body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
+
+    let intruder = client_with(Some(identity(other_dir.path(), "intruder")));
+    let refused = intruder
+        .post(&url)
+        .body(args_body)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a certificate from another CA: {refused:?}"
+    );
+
+    let review = common::fixture("flinkdeployment-create.json");
+    let (status, answer) = post_json(&client_with(None), &server.url("/validate"), review).await;
+    assert_eq!(
+        status, 200,
+        "the webhook needs no client certificate: {answer}"
+    );
+}

@@ -7,7 +7,7 @@ mod deadline;
 mod serve;
 
 pub use deadline::BodyTimedOut;
-pub use serve::{ConnectionLimits, ConnectionMetrics, serve_tls};
+pub use serve::{ConnectionLimits, ConnectionMetrics, VerifiedClient, serve_tls};
 
 use axum::body::Body;
 use axum::http::{StatusCode, header};

@@ -37,6 +37,11 @@ use tower::Service;
 use super::HttpError;
 use super::deadline::DeadlineBody;
 
+/// Put on every request of a connection whose client presented a
+/// certificate the server's client CA verified.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedClient;
+
 /// Limits on each connection and on how many there are.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionLimits {
@@ -208,6 +213,11 @@ impl PerConnection {
                 }
             },
         };
+        let verified = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .is_some_and(|chain| !chain.is_empty());
         let activity = Arc::new(Activity::new());
         let service = {
             let activity = activity.clone();
@@ -221,7 +231,11 @@ impl PerConnection {
                     .request_timeouts
                     .get_or_create(&TimeoutLabels { phase: "body" })
                     .clone();
-                let req = req.map(|b| Body::new(DeadlineBody::new(b, body_limit, body_timeouts)));
+                let mut req =
+                    req.map(|b| Body::new(DeadlineBody::new(b, body_limit, body_timeouts)));
+                if verified {
+                    req.extensions_mut().insert(VerifiedClient);
+                }
                 let mut app = app.clone();
                 let metrics = metrics.clone();
                 async move {
@@ -362,7 +376,8 @@ mod tests {
             crate::certs::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1)
                 .unwrap();
         let key = crate::tls::certified_key(bundle.cert.as_bytes(), bundle.key.as_bytes()).unwrap();
-        let tls = Arc::new(crate::tls::server_config(crate::tls::ReloadingCert::new(key)).unwrap());
+        let tls =
+            Arc::new(crate::tls::server_config(crate::tls::ReloadingCert::new(key), None).unwrap());
         let app = Router::new()
             .route(
                 "/slow",

@@ -41,6 +41,8 @@ pub struct ExtenderState {
     pub bodies: Arc<BodyBudget>,
     /// Extender requests handled at once; more wait (their bodies unread).
     pub max_concurrent: usize,
+    /// Only clients with a certificate from `--extender-client-ca`.
+    pub require_client_certificate: bool,
 }
 
 fn bad_request(s: &ExtenderState, verb: &'static str, e: HttpError) -> Response {

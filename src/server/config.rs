@@ -65,6 +65,8 @@ pub struct LeaderWork {
 pub struct Config {
     pub listen: SocketAddr,
     pub tls: TlsSource,
+    /// Client CA required on /scheduler/*.
+    pub extender_client_ca: Option<PathBuf>,
     pub policy: PolicySource,
     pub scores: ScoresSource,
     pub cluster: ClusterAccess,
@@ -148,6 +150,7 @@ impl Config {
         Ok(Self {
             listen: listener.listen,
             tls,
+            extender_client_ca: listener.extender_client_ca,
             policy: policy_source,
             scores,
             cluster: access,

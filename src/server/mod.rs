@@ -49,6 +49,7 @@ pub struct Server {
     registry: prometheus_client::registry::Registry,
     cert: Arc<ReloadingCert>,
     jar_ca: Option<Vec<u8>>,
+    extender_client_ca: Option<Vec<u8>>,
     /// This replica's name in the Lease and in Events.
     identity: String,
 }
@@ -83,6 +84,10 @@ impl Server {
             Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
             None => None,
         };
+        let extender_client_ca = match &config.extender_client_ca {
+            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
         Ok(Self {
             config,
             store,
@@ -90,6 +95,7 @@ impl Server {
             registry,
             cert,
             jar_ca,
+            extender_client_ca,
             identity: replica_identity(),
         })
     }
@@ -173,7 +179,10 @@ impl Server {
                 panic!("fault injection: a background task panicked");
             });
         }
-        let tls_config = Arc::new(tls::server_config(self.cert.clone())?);
+        let tls_config = Arc::new(
+            tls::server_config(self.cert.clone(), self.extender_client_ca.as_deref())
+                .context("--extender-client-ca")?,
+        );
         let filter_events = match &client {
             Some(c) => FilterEvents::start(
                 c.clone(),
@@ -203,6 +212,7 @@ impl Server {
                 filter_events,
                 bodies,
                 max_concurrent: cfg.extender_concurrency,
+                require_client_certificate: self.extender_client_ca.is_some(),
             },
             registry: Arc::new(self.registry),
             health: health.clone(),

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::admission::handler::{self, AdmissionState};
-use crate::http::HttpError;
+use crate::http::{HttpError, VerifiedClient};
 use crate::scheduler::extender::{self, ExtenderState};
 
 /// Why the process is not ready, beyond the policy.
@@ -61,6 +61,10 @@ pub fn router(state: AppState) -> Router {
                 .route("/scheduler/prioritize", post(extender::prioritize))
                 .route_layer(GlobalConcurrencyLimitLayer::new(
                     state.extender.max_concurrent.max(1),
+                ))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.extender.require_client_certificate,
+                    client_certificate_gate,
                 )),
         )
         .fallback(not_found)
@@ -107,6 +111,24 @@ async fn method_not_allowed(method: axum::http::Method) -> HttpError {
             "{method} is not allowed here: POST to /validate, /mutate and /scheduler/*, GET the rest"
         ),
     )
+}
+
+/// With `--extender-client-ca`, only a client whose certificate that CA
+/// verified reaches the extender (checked before the concurrency limit, so
+/// strangers cannot take its slots).
+async fn client_certificate_gate(
+    State(required): State<bool>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if required && request.extensions().get::<VerifiedClient>().is_none() {
+        return HttpError::new(
+            StatusCode::FORBIDDEN,
+            "the scheduler extender requires a client certificate signed by --extender-client-ca",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> HttpError {

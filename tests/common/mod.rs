@@ -229,6 +229,7 @@ impl App {
                 filter_events: Default::default(),
                 bodies,
                 max_concurrent: 2,
+                require_client_certificate: false,
             },
             registry: Arc::new(registry),
             health,

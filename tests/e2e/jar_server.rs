@@ -51,7 +51,7 @@ impl JarServer {
         std::fs::write(&ca_file, &bundle.ca_cert).map_err(|e| e.to_string())?;
         let key = flinkgate::tls::certified_key(bundle.cert.as_bytes(), bundle.key.as_bytes())
             .map_err(|e| e.to_string())?;
-        let tls = flinkgate::tls::server_config(flinkgate::tls::ReloadingCert::new(key))
+        let tls = flinkgate::tls::server_config(flinkgate::tls::ReloadingCert::new(key), None)
             .map_err(|e| e.to_string())?;
         let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
         let stop = tokio_util::sync::CancellationToken::new();
