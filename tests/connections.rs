@@ -314,3 +314,33 @@ async fn a_body_shorter_than_its_length_gets_a_json_408_and_does_not_hold_shutdo
         t.elapsed()
     );
 }
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_a_json_4xx() {
+    let server = Server::start(&[]);
+    let tls = connector(&server.ca_pem);
+    for request in [
+        &b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n"[..],
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ] {
+        let mut conn = connect(&tls, &server.addr).await.unwrap();
+        conn.write_all(request).await.unwrap();
+        conn.flush().await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(json["code"], 400, "{json}");
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .contains("not a valid HTTP request"),
+            "{json}"
+        );
+    }
+}

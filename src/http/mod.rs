@@ -3,6 +3,7 @@
 //! graceful shutdown. It knows nothing of admission or scheduling; their
 //! handlers import it.
 
+mod canned;
 mod deadline;
 mod serve;
 

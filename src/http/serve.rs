@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 
 use super::HttpError;
+use super::canned::JsonCannedErrors;
 use super::deadline::DeadlineBody;
 
 /// Put on every request of a connection whose client presented a
@@ -262,7 +263,7 @@ impl PerConnection {
         };
         let conn = self
             .builder
-            .serve_connection(TokioIo::new(tls), service)
+            .serve_connection(TokioIo::new(JsonCannedErrors::new(tls)), service)
             .into_owned();
         let mut conn = pin!(conn);
         let mut closing: Option<&'static str> = None;
