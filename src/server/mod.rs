@@ -384,9 +384,16 @@ impl Server {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(crate::collector::run(
-                        client, cfg, store, scores, metrics, leadership, stop,
-                    )),
+                    Ok(rt) => {
+                        rt.block_on(crate::collector::run(
+                            client, cfg, store, scores, metrics, leadership, stop,
+                        ));
+                        // Dropping a runtime waits for its blocking pool, where
+                        // name lookups of unreachable JobManagers can take
+                        // seconds; the Lease is released only after this.
+                        rt.shutdown_background();
+                        tracing::info!("collector stopped");
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot start the collector runtime"),
                 }
             });
