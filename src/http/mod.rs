@@ -5,9 +5,11 @@
 
 mod canned;
 mod deadline;
+mod error;
 mod serve;
 
 pub use deadline::BodyTimedOut;
+pub use error::HttpError;
 pub use serve::{ConnectionLimits, ConnectionMetrics, VerifiedClient, serve_tls};
 
 use axum::body::Body;
@@ -20,39 +22,6 @@ use bytes::BytesMut;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Every error answer: `{"error": "...", "code": N}` with that status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status}: {message}")]
-pub struct HttpError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl HttpError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message, "code": self.status.as_u16() });
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response()
-    }
-}
 
 /// Why a request body could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -34,9 +34,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
-use super::HttpError;
 use super::canned::JsonCannedErrors;
 use super::deadline::DeadlineBody;
+use super::error::HttpError;
 
 /// Put on every request of a connection whose client presented a
 /// certificate the server's client CA verified.
