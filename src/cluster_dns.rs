@@ -16,6 +16,10 @@ use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOp
 use hickory_resolver::name_server::TokioConnectionProvider;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+/// How long a JobManager REST connection is kept idle for reuse: a
+/// collection cycle reuses it, the next reconcile (seconds later) does not.
+const IDLE_CONNECTIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The cluster domain Kubernetes uses unless told otherwise.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -208,7 +212,11 @@ impl Resolve for ClusterDns {
 
 /// A reqwest client builder that resolves through `dns` when one is given.
 pub fn client_builder(dns: Option<&ClusterDns>) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder();
+    // Idle connections are dropped after a few seconds: a connection opened
+    // while a Service's routing was still being set up can reach something
+    // that is not the JobManager, and a pool would reuse it for minutes
+    // (seen on real nodes: empty 404s from /overview while Flink ran).
+    let builder = reqwest::Client::builder().pool_idle_timeout(IDLE_CONNECTIONS_KEPT);
     match dns {
         Some(d) => builder.dns_resolver(Arc::new(d.clone())),
         None => builder,

@@ -132,17 +132,25 @@ pub async fn serve_tls(
         metrics,
         stop: stop.clone(),
     });
+    // Warn once per stretch at the cap, not once per waiting connection.
+    let mut warned_at_cap = false;
     loop {
         // A slot first: at the cap, new connections wait in the kernel's
         // backlog until one closes, rather than costing memory here.
         let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
+            Ok(p) => {
+                warned_at_cap = false;
+                p
+            }
             Err(_) => {
                 conn.metrics.at_capacity.inc();
-                tracing::warn!(
-                    max_connections = max,
-                    "connection cap reached; new connections wait"
-                );
+                if !warned_at_cap {
+                    warned_at_cap = true;
+                    tracing::warn!(
+                        max_connections = max,
+                        "connection cap reached; new connections wait"
+                    );
+                }
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     p = slots.clone().acquire_owned() => match p {

@@ -326,12 +326,19 @@ impl FlinkRestClient {
             .await
             .map_err(|e| transport(e, &url))?;
         let status = response.status();
+        let peer = response.remote_addr();
         let body = response.bytes().await.map_err(|e| transport(e, &url))?;
         if !status.is_success() {
+            // Flink always says why; an empty answer came from something
+            // else on the way (its address says what).
+            let message = match (body.is_empty(), peer) {
+                (true, Some(peer)) => format!("an empty answer from {peer}, not Flink's"),
+                _ => flink_error_message(&body),
+            };
             return Err(FlinkRestError::Status {
                 url,
                 status: status.as_u16(),
-                message: flink_error_message(&body),
+                message,
             });
         }
         let bad_json = |path: String, source| FlinkRestError::Json {
