@@ -84,16 +84,12 @@ pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BadReview::TooLarge);
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let env: Envelope = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        BadReview::Json(if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        })
-    })?;
-    de.end().map_err(|e| BadReview::Json(e.to_string()))?;
+    // Tracking the path costs on every key; only a failed parse needs it,
+    // so it runs again with the tracker then.
+    let env: Envelope = match serde_json::from_slice(body) {
+        Ok(env) => env,
+        Err(plain) => return Err(BadReview::Json(json_error_with_path(body, plain))),
+    };
     if env.api_version.as_deref() != Some(API_VERSION) {
         return Err(BadReview::ApiVersion(env.api_version));
     }
@@ -125,6 +121,26 @@ pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
     Ok(request)
 }
 
+/// The parse error of `body` with the path where it happened.
+fn json_error_with_path(body: &[u8], plain: serde_json::Error) -> String {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, Envelope>(&mut de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            if path == "." {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        }
+        // Trailing characters after a whole review.
+        Ok(_) => match de.end() {
+            Err(e) => e.to_string(),
+            Ok(()) => plain.to_string(),
+        },
+    }
+}
+
 /// Why an object cannot be admitted or patched: not a JSON object, or no
 /// `metadata` object. Reads keys only until `metadata` (usually the third),
 /// skipping nothing after it; the text is already known to be JSON.
@@ -143,13 +159,34 @@ fn object_problem(raw: &RawValue) -> Option<&'static str> {
             use serde::de::Error as _;
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 if key == "metadata" {
-                    let value: &RawValue = map.next_value()?;
-                    *self.0 = Some(value.get().starts_with('{'));
+                    map.next_value_seed(IsObject(self.0))?;
                     return Err(M::Error::custom("stop: metadata found"));
                 }
                 map.next_value::<IgnoredAny>()?;
             }
             Ok(())
+        }
+    }
+
+    /// Whether a value is an object, known from its first token: the rest
+    /// (managedFields can be most of an object) is never read.
+    struct IsObject<'o>(&'o mut Option<bool>);
+    impl<'de> serde::de::DeserializeSeed<'de> for IsObject<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            *self.0 = Some(false);
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for IsObject<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, _map: M) -> Result<(), M::Error> {
+            use serde::de::Error as _;
+            *self.0 = Some(true);
+            Err(M::Error::custom("stop: metadata is an object"))
         }
     }
 
