@@ -181,11 +181,7 @@ pub fn write(bundle: &Bundle, dir: &Path) -> Result<(), CertError> {
         ("tls.crt", &bundle.cert, false),
         ("tls.key", &bundle.key, true),
     ] {
-        let path = dir.join(name);
-        write_file(&path, content.as_bytes(), private).map_err(|source| CertError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
+        write_pem(dir, name, content, private)?;
     }
     Ok(())
 }
@@ -197,17 +193,17 @@ pub fn write_client(bundle: &Bundle, name: &str, days: u32, dir: &Path) -> Resul
         return Err(CertError::BadName(name.to_string()));
     }
     let (cert, key) = issue_client(&bundle.ca_key, name, days)?;
-    for (file, content, private) in [
-        (format!("{name}.crt"), cert, false),
-        (format!("{name}.key"), key, true),
-    ] {
-        let path = dir.join(file);
-        write_file(&path, content.as_bytes(), private).map_err(|source| CertError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
-    }
-    Ok(())
+    write_pem(dir, &format!("{name}.crt"), &cert, false)?;
+    write_pem(dir, &format!("{name}.key"), &key, true)
+}
+
+/// Writes one PEM file into `dir` (owner-only when `private`).
+fn write_pem(dir: &Path, name: &str, content: &str, private: bool) -> Result<(), CertError> {
+    let path = dir.join(name);
+    write_file(&path, content.as_bytes(), private).map_err(|source| CertError::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 fn write_file(path: &Path, content: &[u8], private: bool) -> std::io::Result<()> {

@@ -96,10 +96,7 @@ impl Resolve for Guarded {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> = match cluster {
                 Some(dns) => dns.resolve(name).await?.collect(),
-                None => tokio::net::lookup_host((host.as_str(), 0))
-                    .await
-                    .map_err(|e| format!("lookup of {host}: {e}"))?
-                    .collect(),
+                None => system_lookup(&host).await?,
             };
             let mut refused = None;
             let allowed: Vec<SocketAddr> = found
@@ -152,6 +149,15 @@ pub fn guarded_client_builder(
         }))
 }
 
+/// `host` through the system's resolver (what a name outside the cluster
+/// domain gets).
+async fn system_lookup(host: &str) -> Result<Vec<SocketAddr>, String> {
+    tokio::net::lookup_host((host, 0))
+        .await
+        .map(Iterator::collect)
+        .map_err(|e| format!("lookup of {host}: {e}"))
+}
+
 /// A reqwest resolver: Service names through the cluster DNS, the rest
 /// through the system's resolver.
 #[derive(Clone)]
@@ -199,10 +205,7 @@ impl Resolve for ClusterDns {
                     .iter()
                     .map(|ip| SocketAddr::new(ip, 0))
                     .collect(),
-                None => tokio::net::lookup_host((host.as_str(), 0))
-                    .await
-                    .map_err(|e| format!("lookup of {host}: {e}"))?
-                    .collect(),
+                None => system_lookup(&host).await?,
             };
             let addrs: Addrs = Box::new(addrs.into_iter());
             Ok(addrs)

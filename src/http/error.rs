@@ -35,3 +35,11 @@ impl IntoResponse for HttpError {
             .into_response()
     }
 }
+
+/// An error and the errors beneath it (`source()`), outermost first: hyper
+/// and axum wrap the errors the server looks for.
+pub(super) fn chain<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}

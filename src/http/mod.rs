@@ -184,14 +184,9 @@ impl http_body::Body for Pieces {
 
 /// The deadline error somewhere in a body error's chain (axum wraps it).
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> Option<BodyTimedOut> {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(t) = e.downcast_ref::<BodyTimedOut>() {
-            return Some(*t);
-        }
-        next = e.source();
-    }
-    None
+    error::chain(e)
+        .find_map(|e| e.downcast_ref::<BodyTimedOut>())
+        .copied()
 }
 
 /// A JSON answer already serialised, or a 500 saying why it could not be.

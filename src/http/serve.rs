@@ -302,16 +302,10 @@ impl PerConnection {
 }
 
 fn is_header_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if e.downcast_ref::<hyper::Error>()
+    super::error::chain(e).any(|e| {
+        e.downcast_ref::<hyper::Error>()
             .is_some_and(hyper::Error::is_timeout)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
+    })
 }
 
 /// Requests in flight on one connection, and when the last one began or
