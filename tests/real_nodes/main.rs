@@ -11,6 +11,7 @@
 
 #[path = "../e2e/cluster.rs"]
 mod cluster;
+mod in_cluster;
 #[path = "../e2e/jar_server.rs"]
 mod jar_server;
 #[path = "../e2e/manifests.rs"]
@@ -132,6 +133,11 @@ fn main() {
         (
             "placement: a slow node is measured, filtered for new TaskManagers, and rebalance moves one off it",
             scenarios::slow_node_filtered_and_rebalanced,
+        ),
+        // Last: it stops the host's flinkgate and scheduler for good.
+        (
+            "in the cluster: flinkgate's own image, apply -k deploy, 2 replicas behind the Service, the in-cluster scheduler and extender, no failed apply when a replica or the leader is deleted or restarted",
+            in_cluster::flinkgate_in_the_cluster,
         ),
     ];
     let only = std::env::var("FLINKGATE_E2E_ONLY").unwrap_or_default();

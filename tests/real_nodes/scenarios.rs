@@ -13,7 +13,7 @@ pub const NAMESPACE: &str = "rn";
 /// Shared by the nodes (they are one host): checkpoints and savepoints.
 const DATA_MOUNT: &str = "/flink-data";
 
-fn data_dir(c: &Cluster) -> std::path::PathBuf {
+pub(crate) fn data_dir(c: &Cluster) -> std::path::PathBuf {
     c.dir.join("flink-data")
 }
 
@@ -39,7 +39,7 @@ pub fn prepare(c: &Cluster) {
     c.set_policy(&pod_policy());
 }
 
-fn pod_policy() -> String {
+pub(crate) fn pod_policy() -> String {
     let builtin = flinkgate::policy::BUILTIN_YAML;
     assert!(builtin.contains("\npods:\n  taskManager:\n"), "{builtin}");
     builtin.replace(
@@ -107,7 +107,7 @@ spec:
 }
 
 /// An operator-style application: the operator's examples' image and jar.
-fn application(name: &str, state: &str, data: &Path, nonce: i64) -> String {
+pub(crate) fn application(name: &str, state: &str, data: &Path, nonce: i64) -> String {
     with_data(
         name,
         data,
@@ -125,13 +125,13 @@ fn application(name: &str, state: &str, data: &Path, nonce: i64) -> String {
     )
 }
 
-fn json(c: &Cluster, args: &[&str]) -> Value {
+pub(crate) fn json(c: &Cluster, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
     serde_json::from_str(&c.must(&all, None)).unwrap_or(Value::Null)
 }
 
-fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
+pub(crate) fn pods(c: &Cluster, selector: &str) -> Vec<Value> {
     json(c, &["get", "pods", "-n", NAMESPACE, "-l", selector])["items"]
         .as_array()
         .cloned()
@@ -179,7 +179,7 @@ fn real_nodes(c: &Cluster) -> Vec<String> {
 
 /// Waits until the job `jid` is RUNNING with every subtask running, and
 /// returns the REST base.
-fn await_running(c: &Cluster, name: &str, jid: &str, timeout: Duration) -> String {
+pub(crate) fn await_running(c: &Cluster, name: &str, jid: &str, timeout: Duration) -> String {
     let mut base = String::new();
     wait(
         &format!("job {jid} of {name} RUNNING in Flink with every task, status STABLE"),

@@ -1,0 +1,597 @@
+//! flinkgate deployed the way the README tells a platform team to deploy
+//! it, on the real nodes: its own image built here, `kubectl apply -k
+//! deploy`, `flinkgate certs` and `register --service`, two replicas behind
+//! the Service, and deploy/scheduler's kube-scheduler in a pod calling the
+//! in-cluster extender. Then faults under an apply loop.
+//!
+//! It replaces the host's flinkgate and second scheduler (they are stopped,
+//! so the lease and the `flinkgate` profile have one owner): run it last.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, repo, str_at, wait};
+use crate::manifests::policy_configmap;
+use crate::scenarios::{NAMESPACE, application, await_running, data_dir, json, pod_policy, pods};
+
+const SYSTEM: &str = "flinkgate-system";
+
+/// Stops a component `hack/cluster up` started (SIGTERM, as a node drain
+/// would; flinkgate releases its lease) and waits until it is gone.
+fn stop_host_component(c: &Cluster, name: &str) {
+    let pidfile = c.dir.join(format!("pids/{name}.pid"));
+    let text =
+        std::fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
+    let pid = text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!pid.is_empty(), "{} names no pid", pidfile.display());
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    wait(
+        &format!("the host's {name} (pid {pid}) exits"),
+        Duration::from_secs(30),
+        || {
+            !Command::new("kill")
+                .args(["-0", &pid])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        },
+    );
+}
+
+/// `kubectl get --raw` through the API server's proxy to one pod's HTTPS
+/// port (the API server does not verify the pod's certificate there).
+fn pod_get(c: &Cluster, pod: &str, path: &str) -> Option<String> {
+    let url = format!("/api/v1/namespaces/{SYSTEM}/pods/https:{pod}:8443/proxy{path}");
+    let (ok, out, _) = c.kubectl(&["get", "--raw", &url], None);
+    ok.then_some(out)
+}
+
+/// Sum over every flinkgate pod of the series of `name` whose labels
+/// contain all of `labels`.
+fn metric_sum(c: &Cluster, name: &str, labels: &[&str]) -> f64 {
+    flinkgate_pods(c)
+        .iter()
+        .filter_map(|p| pod_get(c, p, "/metrics"))
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with(['{', ' ']))
+                        && labels.iter().all(|x| l.contains(x))
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// The running (not terminating) flinkgate webhook pods.
+fn flinkgate_pods(c: &Cluster) -> Vec<String> {
+    json(
+        c,
+        &[
+            "get",
+            "pods",
+            "-n",
+            SYSTEM,
+            "-l",
+            "app.kubernetes.io/name=flinkgate,app.kubernetes.io/component=webhook",
+        ],
+    )["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+        .collect()
+}
+
+fn lease_holder(c: &Cluster) -> String {
+    let (_, out, _) = c.kubectl(
+        &[
+            "get",
+            "lease",
+            "-n",
+            SYSTEM,
+            "flinkgate-leader",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    out.trim().to_owned()
+}
+
+/// Waits until `kubectl rollout status` says the Deployment is complete.
+fn rolled_out(c: &Cluster, deployment: &str) {
+    c.must(
+        &[
+            "rollout",
+            "status",
+            "-n",
+            SYSTEM,
+            &format!("deployment/{deployment}"),
+            "--timeout=180s",
+        ],
+        None,
+    );
+}
+
+/// Waits until kube-proxy routes the Service's ClusterIP to `endpoints`
+/// pods. Before that, a connection to the ClusterIP leaves this machine
+/// and meets its egress proxy, which answers an empty 404 (notes of
+/// real-nodes.md): kube-apiserver would fail the webhook call.
+fn service_routed(service: &str, endpoints: usize) {
+    let comment = format!("{SYSTEM}/{service}:https -> ");
+    wait(
+        &format!("kube-proxy routes {SYSTEM}/{service} to {endpoints} pods"),
+        Duration::from_secs(60),
+        || {
+            let out = Command::new("iptables-save")
+                .args(["-t", "nat"])
+                .output()
+                .expect("iptables-save");
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.lines()
+                .filter(|l| l.starts_with("-A KUBE-SVC-") && l.contains(&comment))
+                .count()
+                == endpoints
+        },
+    );
+}
+
+/// One applied object of the loop: a suspended application (nothing runs,
+/// but every apply is a CREATE or UPDATE through both webhooks).
+fn loop_deployment(i: usize, n: u64) -> String {
+    format!(
+        r#"apiVersion: flink.apache.org/v1beta1
+kind: FlinkDeployment
+metadata:
+  name: loop-{i}
+  namespace: {NAMESPACE}
+  annotations: {{flinkgate.io/e2e-apply: "{n}"}}
+spec:
+  image: flink:1.20
+  flinkVersion: v1_20
+  serviceAccount: flink
+  jobManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  taskManager:
+    resource: {{memory: 1024m, cpu: 0.5}}
+  job:
+    jarURI: local:///opt/flink/examples/streaming/StateMachineExample.jar
+    parallelism: 1
+    state: suspended
+"#
+    )
+}
+
+#[derive(Default)]
+struct LoopTally {
+    ok: u64,
+    failed: Vec<String>,
+}
+
+/// `kubectl apply` in a loop until stopped: its tally.
+struct ApplyLoop {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<LoopTally>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApplyLoop {
+    fn start(c: &Cluster) -> ApplyLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Mutex::new(LoopTally::default()));
+        let (kubectl, kubeconfig, cache) = (
+            c.kubectl.clone(),
+            c.kubeconfig.clone(),
+            c.dir.join("kube-cache"),
+        );
+        let (s, t) = (stop.clone(), tally.clone());
+        let thread = std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                n += 1;
+                let mut child = Command::new(&kubectl)
+                    .args(["apply", "-f", "-"])
+                    .env("KUBECONFIG", &kubeconfig)
+                    .env("KUBECACHEDIR", &cache)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run kubectl");
+                let manifest = loop_deployment((n % 4) as usize, n);
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = std::io::Write::write_all(&mut stdin, manifest.as_bytes());
+                }
+                let out = child.wait_with_output().expect("kubectl apply");
+                let mut tally = t.lock().unwrap();
+                if out.status.success() {
+                    tally.ok += 1;
+                } else {
+                    tally
+                        .failed
+                        .push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+                }
+            }
+        });
+        ApplyLoop {
+            stop,
+            tally,
+            thread: Some(thread),
+        }
+    }
+
+    /// (applies that succeeded, failures' messages) so far.
+    fn snapshot(&self) -> (u64, Vec<String>) {
+        let t = self.tally.lock().unwrap();
+        (t.ok, t.failed.clone())
+    }
+
+    fn finish(mut self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.snapshot()
+    }
+}
+
+impl Drop for ApplyLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Every change of the controller Lease's holder, timestamped as the watch
+/// delivers it.
+struct LeaseWatch {
+    child: std::process::Child,
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl LeaseWatch {
+    fn start(c: &Cluster) -> LeaseWatch {
+        let mut child = Command::new(&c.kubectl)
+            .args([
+                "get",
+                "lease",
+                "-n",
+                SYSTEM,
+                "flinkgate-leader",
+                "--watch",
+                "-o",
+                "jsonpath={.spec.holderIdentity}{\"\\n\"}",
+            ])
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("KUBECACHEDIR", c.dir.join("kube-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl get --watch");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (out, s) = (child.stdout.take().expect("stdout"), seen.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut seen = s.lock().unwrap();
+                if seen
+                    .last()
+                    .is_none_or(|(_, h): &(Instant, String)| *h != line)
+                {
+                    seen.push((Instant::now(), line));
+                }
+            }
+        });
+        LeaseWatch { child, seen }
+    }
+
+    /// Seconds from the last moment `old` was seen holding the lease to the
+    /// first moment another replica held it, for a hand-over after `since`.
+    fn handover_from(&self, old: &str, since: Instant) -> Option<f64> {
+        let seen = self.seen.lock().unwrap();
+        let mut last_old = None;
+        for (t, holder) in seen.iter().filter(|(t, _)| *t >= since) {
+            if holder == old {
+                last_old = Some(*t);
+            } else if !holder.is_empty() {
+                return Some(t.duration_since(last_old.unwrap_or(since)).as_secs_f64());
+            }
+        }
+        None
+    }
+
+    fn changes(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, h)| {
+                if h.is_empty() {
+                    "(released)".into()
+                } else {
+                    h.clone()
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for LeaseWatch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs flinkgate in the cluster from deploy/, as the README says.
+fn install(c: &Cluster) {
+    let fg = env!("CARGO_BIN_EXE_flinkgate");
+    let t = Instant::now();
+    let status = Command::new(repo("hack/cluster"))
+        .args(["load-images", "--dir", c.dir.to_str().unwrap()])
+        .status()
+        .expect("hack/cluster load-images");
+    assert!(status.success(), "hack/cluster load-images: {status}");
+    eprintln!(
+        "real-nodes: flinkgate and kube-scheduler images built and imported in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    stop_host_component(c, "flinkgate");
+    stop_host_component(c, "flinkgate-scheduler");
+
+    // The README's steps, in its order.
+    c.must(&["apply", "-k", repo("deploy").to_str().unwrap()], None);
+    let certs = c.dir.join("in-cluster-certs");
+    let ok = Command::new(fg)
+        .args(["certs", "--out-dir", certs.to_str().unwrap()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "flinkgate certs");
+    let file = |n: &str| certs.join(n).to_str().unwrap().to_owned();
+    c.must(
+        &[
+            "-n",
+            SYSTEM,
+            "create",
+            "secret",
+            "tls",
+            "flinkgate-tls",
+            "--cert",
+            &file("tls.crt"),
+            "--key",
+            &file("tls.key"),
+        ],
+        None,
+    );
+    // deploy/scheduler/README.md: the scheduler reads the CA from the Secret.
+    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+    let patch = serde_json::json!({"data": {"ca.crt": base64_encode(&ca)}}).to_string();
+    c.must(
+        &[
+            "-n",
+            SYSTEM,
+            "patch",
+            "secret",
+            "flinkgate-tls",
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ],
+        None,
+    );
+    // The test's policy (TaskManagers to the `flinkgate` profile, labelled),
+    // replacing the builtin one `apply -k` wrote; watched live.
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&policy_configmap(&pod_policy())),
+    );
+    c.must(
+        &["apply", "-k", repo("deploy/scheduler").to_str().unwrap()],
+        None,
+    );
+    rolled_out(c, "flinkgate");
+    rolled_out(c, "flinkgate-scheduler");
+    service_routed("flinkgate", 2);
+    let out = Command::new(fg)
+        .args(["register", "--kubeconfig"])
+        .arg(&c.kubeconfig)
+        .args(["--service", "flinkgate-system/flinkgate", "--ca-file"])
+        .arg(certs.join("ca.crt"))
+        .output()
+        .expect("flinkgate register");
+    assert!(
+        out.status.success(),
+        "flinkgate register --service: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "real-nodes: flinkgate in the cluster (2 replicas, scheduler, webhooks registered) in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The webhook in the cluster enforces and fixes Flink resources through the
+/// Service; the controller in a pod runs a job whose TaskManagers the
+/// in-cluster scheduler places with the in-cluster extender; deleting a
+/// replica, the leader among them, and a rolling restart under an apply
+/// loop fail no apply.
+pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
+    install(c);
+    let replicas = flinkgate_pods(c);
+    assert_eq!(replicas.len(), 2, "two replicas: {replicas:?}");
+    for p in &replicas {
+        let pod = c.get_json("pod", SYSTEM, p);
+        let sc = &pod["spec"]["containers"][0]["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{p}");
+        assert_eq!(
+            pod["status"]["containerStatuses"][0]["ready"], true,
+            "{p} ready"
+        );
+        assert_eq!(
+            pod_get(c, p, "/readyz").as_deref().map(str::trim),
+            Some("ok"),
+            "{p} /readyz"
+        );
+    }
+    wait(
+        "a replica leads the controllers",
+        Duration::from_secs(60),
+        || replicas.contains(&lease_holder(c)),
+    );
+
+    // Enforced through the Service: a denial with flinkgate's message.
+    let reviews_before = metric_sum(c, "flinkgate_admission_requests_total", &[]);
+    let mut bad = loop_deployment(0, 0).replace("name: loop-0", "name: too-wide");
+    bad = bad.replace("parallelism: 1", "parallelism: 100000");
+    let (ok, _, err) = c.apply(&bad, &[]);
+    assert!(!ok, "a policy violation is denied");
+    assert!(
+        err.contains("flinkgate") && err.contains("parallelism"),
+        "the denial names the rule: {err}"
+    );
+    // A job: the controller in a pod launches it, Flink's TaskManager pods
+    // are admitted and placed by the in-cluster scheduler and extender.
+    let filters_before = metric_sum(c, "flinkgate_scheduler_extender_requests_total", &[]);
+    let name = "in-cluster";
+    let t = Instant::now();
+    c.must(
+        &["apply", "-f", "-"],
+        Some(&application(name, "running", &data_dir(c), 1)),
+    );
+    let uid = c.get_json("flinkdeployment", NAMESPACE, name)["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jid = flinkgate::controller::job_id::job_id(&uid, 1);
+    await_running(c, name, &jid, Duration::from_secs(240));
+    eprintln!(
+        "real-nodes: in-cluster controller: apply -> RUNNING and STABLE in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let tms = pods(c, &format!("app={name},component=taskmanager"));
+    assert!(!tms.is_empty(), "TaskManager pods");
+    for tm in &tms {
+        assert_eq!(tm["spec"]["schedulerName"], "flinkgate");
+        assert_eq!(tm["metadata"]["labels"]["flinkgate.io/e2e"], "real-nodes");
+        assert!(!str_at(tm, "/spec/nodeName").is_empty(), "placed");
+    }
+    let filters = metric_sum(c, "flinkgate_scheduler_extender_requests_total", &[]);
+    assert!(
+        filters > filters_before,
+        "the in-cluster kube-scheduler called the in-cluster extender ({filters_before} -> {filters})"
+    );
+    assert!(
+        metric_sum(c, "flinkgate_admission_requests_total", &[]) > reviews_before,
+        "the reviews reached the in-cluster replicas"
+    );
+    let _ = c.kubectl(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            name,
+            "--wait=false",
+        ],
+        None,
+    );
+
+    // Faults under an apply loop.
+    let lease = LeaseWatch::start(c);
+    let applies = ApplyLoop::start(c);
+    wait("the apply loop runs", Duration::from_secs(60), || {
+        applies.snapshot().0 >= 5
+    });
+
+    // 1. The leader's pod is deleted (a drain, an eviction).
+    let leader = lease_holder(c);
+    let t = Instant::now();
+    c.must(
+        &["delete", "pod", "-n", SYSTEM, &leader, "--wait=false"],
+        None,
+    );
+    wait(
+        "another replica takes the lease",
+        Duration::from_secs(60),
+        || {
+            let h = lease_holder(c);
+            !h.is_empty() && h != leader
+        },
+    );
+    let handover_delete = lease.handover_from(&leader, t);
+    rolled_out(c, "flinkgate");
+    wait("two replicas serve again", Duration::from_secs(120), || {
+        flinkgate_pods(c).len() == 2
+    });
+    let after_delete = applies.snapshot();
+
+    // 2. A rolling restart.
+    let leader = lease_holder(c);
+    let t = Instant::now();
+    c.must(
+        &["rollout", "restart", "-n", SYSTEM, "deployment/flinkgate"],
+        None,
+    );
+    rolled_out(c, "flinkgate");
+    wait(
+        "a new replica leads after the restart",
+        Duration::from_secs(60),
+        || flinkgate_pods(c).contains(&lease_holder(c)),
+    );
+    let handover_restart = lease.handover_from(&leader, t);
+    // A few more applies against the new replicas.
+    let settled = applies.snapshot().0;
+    wait(
+        "applies go on after the restart",
+        Duration::from_secs(60),
+        || applies.snapshot().0 >= settled + 5,
+    );
+    let (ok, failed) = applies.finish();
+    eprintln!(
+        "real-nodes: apply loop: {ok} applies succeeded, {} failed ({} ok before the restart); \
+         lease hand-over {} s on deleting the leader's pod, {} s in the rolling restart; \
+         holders: {:?}",
+        failed.len(),
+        after_delete.0,
+        handover_delete.map_or("?".into(), |s| format!("{s:.2}")),
+        handover_restart.map_or("?".into(), |s| format!("{s:.2}")),
+        lease.changes()
+    );
+    assert!(
+        failed.is_empty(),
+        "no apply fails while a replica is deleted or restarted: {failed:#?}"
+    );
+    assert!(handover_delete.is_some() && handover_restart.is_some());
+    let _ = c.kubectl(
+        &[
+            "delete",
+            "flinkdeployment",
+            "-n",
+            NAMESPACE,
+            "loop-0",
+            "loop-1",
+            "loop-2",
+            "loop-3",
+            "--ignore-not-found",
+            "--wait=false",
+        ],
+        None,
+    );
+}
