@@ -316,13 +316,19 @@ pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
 
 /// The kubectl `hack/build` built, if it did.
 pub fn built_kubectl() -> Option<String> {
+    built_tool("kubectl")
+}
+
+/// A tool `hack/build` made (kubectl, helm, ...), if it is built.
+pub fn built_tool(name: &str) -> Option<String> {
     let paths = Command::new(repo("hack/build"))
         .arg("--paths")
         .output()
         .ok()?;
+    let prefix = format!("{name}=");
     String::from_utf8_lossy(&paths.stdout)
         .lines()
-        .find_map(|l| l.strip_prefix("kubectl=").map(String::from))
+        .find_map(|l| l.strip_prefix(&prefix).map(String::from))
         .filter(|k| Path::new(k).exists())
 }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, repo, str_at, wait};
+use crate::cluster::{Cluster, built_tool, repo, str_at, wait};
 use crate::manifests::policy_configmap;
 use crate::scenarios::{NAMESPACE, application, await_running, data_dir, json, pod_policy, pods};
 
@@ -254,8 +254,8 @@ impl Drop for ApplyLoop {
     }
 }
 
-/// Every change of the controller Lease's holder, timestamped as the watch
-/// delivers it.
+/// Every update of the controller Lease (renewals too), with its holder,
+/// timestamped as the watch delivers it.
 struct LeaseWatch {
     child: std::process::Child,
     seen: Arc<Mutex<Vec<(Instant, String)>>>,
@@ -284,46 +284,54 @@ impl LeaseWatch {
         let (out, s) = (child.stdout.take().expect("stdout"), seen.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let mut seen = s.lock().unwrap();
-                if seen
-                    .last()
-                    .is_none_or(|(_, h): &(Instant, String)| *h != line)
-                {
-                    seen.push((Instant::now(), line));
-                }
+                s.lock().unwrap().push((Instant::now(), line));
             }
         });
         LeaseWatch { child, seen }
     }
 
-    /// Seconds from the last moment `old` was seen holding the lease to the
-    /// first moment another replica held it, for a hand-over after `since`.
-    fn handover_from(&self, old: &str, since: Instant) -> Option<f64> {
+    /// Seconds without a leader at each change of holder after `since`:
+    /// from the old holder's release (or, had it died, its last renewal)
+    /// to the new holder's first update.
+    fn handovers_since(&self, since: Instant) -> Vec<f64> {
         let seen = self.seen.lock().unwrap();
-        let mut last_old = None;
-        for (t, holder) in seen.iter().filter(|(t, _)| *t >= since) {
-            if holder == old {
-                last_old = Some(*t);
-            } else if !holder.is_empty() {
-                return Some(t.duration_since(last_old.unwrap_or(since)).as_secs_f64());
+        let (mut holder, mut last_led) = (String::new(), None::<Instant>);
+        let mut gaps = Vec::new();
+        for (t, h) in seen.iter().filter(|(t, _)| *t >= since) {
+            if h.is_empty() {
+                // Released: nobody leads from here.
+                if !holder.is_empty() {
+                    last_led = Some(*t);
+                }
+                holder.clear();
+                continue;
             }
+            if *h != holder {
+                if let Some(end) = last_led {
+                    gaps.push(t.duration_since(end).as_secs_f64());
+                }
+                holder = h.clone();
+            }
+            last_led = Some(*t);
         }
-        None
+        gaps
     }
 
+    /// The holders in order, a release shown as such.
     fn changes(&self) -> Vec<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, h)| {
-                if h.is_empty() {
-                    "(released)".into()
-                } else {
-                    h.clone()
-                }
-            })
-            .collect()
+        let seen = self.seen.lock().unwrap();
+        let mut out: Vec<String> = Vec::new();
+        for (_, h) in seen.iter() {
+            let h = if h.is_empty() {
+                "(released)".into()
+            } else {
+                h.clone()
+            };
+            if out.last() != Some(&h) {
+                out.push(h);
+            }
+        }
+        out
     }
 }
 
@@ -346,6 +354,19 @@ fn install(c: &Cluster) {
     eprintln!(
         "real-nodes: flinkgate and kube-scheduler images built and imported in {:.1}s",
         t.elapsed().as_secs_f64()
+    );
+    // The host's registration (`register --url`) goes first: a
+    // configuration holds either a URL or a Service, and deploy/'s names the
+    // Service.
+    let out = Command::new(fg)
+        .args(["register", "--uninstall", "--kubeconfig"])
+        .arg(&c.kubeconfig)
+        .output()
+        .expect("flinkgate register --uninstall");
+    assert!(
+        out.status.success(),
+        "flinkgate register --uninstall: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     stop_host_component(c, "flinkgate");
     stop_host_component(c, "flinkgate-scheduler");
@@ -535,7 +556,7 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
             !h.is_empty() && h != leader
         },
     );
-    let handover_delete = lease.handover_from(&leader, t);
+    let handover_delete = lease.handovers_since(t);
     rolled_out(c, "flinkgate");
     wait("two replicas serve again", Duration::from_secs(120), || {
         flinkgate_pods(c).len() == 2
@@ -543,7 +564,6 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
     let after_delete = applies.snapshot();
 
     // 2. A rolling restart.
-    let leader = lease_holder(c);
     let t = Instant::now();
     c.must(
         &["rollout", "restart", "-n", SYSTEM, "deployment/flinkgate"],
@@ -555,7 +575,7 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
         Duration::from_secs(60),
         || flinkgate_pods(c).contains(&lease_holder(c)),
     );
-    let handover_restart = lease.handover_from(&leader, t);
+    let handover_restart = lease.handovers_since(t);
     // A few more applies against the new replicas.
     let settled = applies.snapshot().0;
     wait(
@@ -566,19 +586,35 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
     let (ok, failed) = applies.finish();
     eprintln!(
         "real-nodes: apply loop: {ok} applies succeeded, {} failed ({} ok before the restart); \
-         lease hand-over {} s on deleting the leader's pod, {} s in the rolling restart; \
-         holders: {:?}",
+         seconds without a leader: {handover_delete:.2?} on deleting the leader's pod, \
+         {handover_restart:.2?} in the rolling restart; holders: {:?}",
         failed.len(),
         after_delete.0,
-        handover_delete.map_or("?".into(), |s| format!("{s:.2}")),
-        handover_restart.map_or("?".into(), |s| format!("{s:.2}")),
         lease.changes()
     );
     assert!(
         failed.is_empty(),
         "no apply fails while a replica is deleted or restarted: {failed:#?}"
     );
-    assert!(handover_delete.is_some() && handover_restart.is_some());
+    assert_eq!(
+        handover_delete.len(),
+        1,
+        "one hand-over on deleting the leader's pod"
+    );
+    assert!(
+        !handover_restart.is_empty(),
+        "the leader moves in a rolling restart"
+    );
+    for gap in handover_delete.iter().chain(&handover_restart) {
+        // A released lease is taken at once; an expired one (a leader that
+        // died without releasing) would wait out its duration.
+        assert!(
+            *gap < 5.0,
+            "a standby takes the released lease at once: {gap:.2} s"
+        );
+    }
+    sigkill_the_leader(c);
+    helm_install(c);
     let _ = c.kubectl(
         &[
             "delete",
@@ -594,4 +630,131 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
         ],
         None,
     );
+}
+
+/// The Helm chart, installed once in place of the kustomize objects (the
+/// CRDs, the namespace and its Secret stay): the webhook enforces again.
+fn helm_install(c: &Cluster) {
+    let helm = built_tool("helm").expect("helm: hack/build builds it");
+    let t = Instant::now();
+    let rendered = c.must(&["kustomize", repo("deploy").to_str().unwrap()], None);
+    let mut objects = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&rendered) {
+        let v = <serde_json::Value as serde::Deserialize>::deserialize(doc).unwrap();
+        if !matches!(
+            v["kind"].as_str(),
+            Some("Namespace" | "CustomResourceDefinition")
+        ) {
+            objects.push(v);
+        }
+    }
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    c.must(
+        &["delete", "--wait=true", "-f", "-"],
+        Some(&list.to_string()),
+    );
+    let ca = std::fs::read(c.dir.join("in-cluster-certs/ca.crt")).unwrap();
+    let out = Command::new(&helm)
+        .args([
+            "install",
+            "flinkgate",
+            repo("deploy/helm/flinkgate").to_str().unwrap(),
+        ])
+        .args(["--namespace", SYSTEM, "--kubeconfig"])
+        .arg(&c.kubeconfig)
+        .args(["--set", &format!("webhook.caBundle={}", base64_encode(&ca))])
+        .args(["--wait", "--timeout", "180s"])
+        .output()
+        .expect("helm install");
+    assert!(
+        out.status.success(),
+        "helm install: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rolled_out(c, "flinkgate");
+    service_routed("flinkgate", 2);
+    let deployment = c.get_json("deployment", SYSTEM, "flinkgate");
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/instance"], "flinkgate",
+        "the Deployment is Helm's"
+    );
+    let bad = loop_deployment(0, 0)
+        .replace("name: loop-0", "name: too-wide-helm")
+        .replace("parallelism: 1", "parallelism: 100000");
+    let (ok, _, err) = c.apply(&bad, &[]);
+    assert!(
+        !ok && err.contains("parallelism"),
+        "the Helm-installed webhook denies: {err}"
+    );
+    let (ok, _, err) = c.apply(&loop_deployment(0, 1_000_000), &[]);
+    assert!(ok, "and admits: {err}");
+    eprintln!(
+        "real-nodes: helm install in place of apply -k: serving and enforcing in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// The host pid of the `flinkgate` process in `pod` (its cgroup path names
+/// the pod's UID).
+fn container_pid(c: &Cluster, pod: &str) -> Option<String> {
+    let uid = c.get_json("pod", SYSTEM, pod)["metadata"]["uid"]
+        .as_str()?
+        .to_owned();
+    let marker = format!("pod{uid}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        (cgroup.contains(&marker) && cmdline.starts_with(b"/flinkgate\0")).then_some(pid)
+    })
+}
+
+/// A crash, not a drain: the leader's process is SIGKILLed, so it neither
+/// releases the lease nor leaves the Service first. Measured, not held to
+/// zero: until the kubelet marks the pod unready, kube-proxy still sends
+/// some connections to it, and kube-apiserver does not retry a webhook call.
+fn sigkill_the_leader(c: &Cluster) {
+    let lease = LeaseWatch::start(c);
+    let applies = ApplyLoop::start(c);
+    wait("the apply loop runs", Duration::from_secs(60), || {
+        applies.snapshot().0 >= 5
+    });
+    let leader = lease_holder(c);
+    let pid = container_pid(c, &leader).expect("the leader's flinkgate process");
+    let t = Instant::now();
+    let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    wait("another replica leads", Duration::from_secs(60), || {
+        let h = lease_holder(c);
+        !h.is_empty() && h != leader
+    });
+    let led_after = t.elapsed().as_secs_f64();
+    wait(
+        "the killed container is restarted and both replicas are ready",
+        Duration::from_secs(120),
+        || {
+            let pod = c.get_json("pod", SYSTEM, &leader);
+            pod["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
+                && pod["status"]["containerStatuses"][0]["ready"] == true
+        },
+    );
+    let recovered = t.elapsed().as_secs_f64();
+    let settled = applies.snapshot().0;
+    wait("applies go on", Duration::from_secs(60), || {
+        applies.snapshot().0 >= settled + 5
+    });
+    let (ok, failed) = applies.finish();
+    eprintln!(
+        "real-nodes: SIGKILL of the leader's flinkgate: {ok} applies succeeded, {} failed; \
+         another replica led after {led_after:.1} s (seconds without a leader: {:.2?}), \
+         the container was back and ready after {recovered:.1} s",
+        failed.len(),
+        lease.handovers_since(t)
+    );
+    for message in &failed {
+        assert!(
+            message.contains("failed calling webhook") && message.contains("flinkgate.io"),
+            "a failed apply says which webhook failed: {message}"
+        );
+    }
 }
