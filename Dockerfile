@@ -4,6 +4,9 @@
 #
 #   docker build -t flinkgate:latest .
 #
+# Without docker, `hack/images platform` builds the same runtime layout (a
+# static glibc build instead of musl) for the local real-node clusters.
+#
 # Needs BuildKit (the default builder of current Docker and of buildx) for the
 # cache mounts. The image runs as 65532:65532 with a read-only root
 # filesystem (see deploy/base/deployment.yaml); it needs no shell and writes
