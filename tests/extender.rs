@@ -151,6 +151,15 @@ async fn bad_input_is_a_400_with_a_json_error() {
         ),
         "{text}"
     );
+    // Both phases of every call that got its body, however it ended.
+    for phase in ["read_body", "handle"] {
+        assert!(
+            text.contains(&format!(
+                r#"flinkgate_scheduler_extender_seconds_count{{verb="prioritize",phase="{phase}"}} 5"#
+            )),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]

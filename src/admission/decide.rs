@@ -623,6 +623,7 @@ pub fn respond(uid: &str, s: &Subject, mode: Mode, outcome: Outcome) -> Admissio
             }
             Mode::Audit => {
                 tracing::warn!(
+                    uid = %uid,
                     kind = s.target.as_str(),
                     object = %display_name(s),
                     violations = %outcome.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "),

@@ -5,6 +5,7 @@
 //! does without the extender. Nodes without data are neutral too.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -21,7 +22,7 @@ use super::scores::{ScoreBoard, ScoreTable, now_unix};
 use crate::flink::pod::{Component, flink_component};
 use crate::http::{BodyBudget, HttpError, json_pieces_response, json_response, read_body};
 use crate::policy::{PolicyStore, SchedulingRules};
-use crate::telemetry::{ExtenderLabels, Metrics};
+use crate::telemetry::{ExtenderLabels, ExtenderPhaseLabels, Metrics};
 
 /// A full NodeList of 5,000 Nodes of about 5 KB (23 MiB) must fit, with
 /// room for larger Nodes; a body is held once in memory, and a filter
@@ -55,6 +56,44 @@ fn bad_request(s: &ExtenderState, verb: &'static str, e: HttpError) -> Response 
         .inc();
     tracing::warn!(verb, error = %e.message, "bad extender request");
     e.into_response()
+}
+
+/// Records how long the body took to arrive, and, when dropped (whichever
+/// way the handler returns), how long the rest took.
+struct PhaseTimer<'a> {
+    metrics: &'a Metrics,
+    verb: &'static str,
+    body_read: Instant,
+}
+
+impl<'a> PhaseTimer<'a> {
+    fn new(metrics: &'a Metrics, verb: &'static str, started: Instant) -> Self {
+        let body_read = Instant::now();
+        metrics
+            .extender_seconds
+            .get_or_create(&ExtenderPhaseLabels {
+                verb,
+                phase: "read_body",
+            })
+            .observe(body_read.duration_since(started).as_secs_f64());
+        PhaseTimer {
+            metrics,
+            verb,
+            body_read,
+        }
+    }
+}
+
+impl Drop for PhaseTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .extender_seconds
+            .get_or_create(&ExtenderPhaseLabels {
+                verb: self.verb,
+                phase: "handle",
+            })
+            .observe(self.body_read.elapsed().as_secs_f64());
+    }
 }
 
 /// The pod and the candidates, from either form, borrowed from `body`.
@@ -132,10 +171,12 @@ pub fn prioritize_nodes<'n, S: AsRef<str>>(
 }
 
 pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
+    let started = Instant::now();
     let bytes = match read_body(body, MAX_EXTENDER_BODY, &s.bodies).await {
         Ok(b) => b,
         Err(e) => return bad_request(&s, "filter", e.into()),
     };
+    let _timer = PhaseTimer::new(&s.metrics, "filter", started);
     let candidates = match parse_args::<RawNode>(&bytes) {
         Ok(parsed) => parsed,
         Err(e) => return bad_request(&s, "filter", HttpError::bad_request(e.to_string())),
@@ -223,10 +264,12 @@ pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
 }
 
 pub async fn prioritize(State(s): State<ExtenderState>, body: Body) -> Response {
+    let started = Instant::now();
     let bytes = match read_body(body, MAX_EXTENDER_BODY, &s.bodies).await {
         Ok(b) => b,
         Err(e) => return bad_request(&s, "prioritize", e.into()),
     };
+    let _timer = PhaseTimer::new(&s.metrics, "prioritize", started);
     // Only the names of full Nodes are read here; nothing is sent back.
     let candidates = match parse_args::<NamedNode>(&bytes) {
         Ok(parsed) => parsed,
