@@ -13,15 +13,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Purging at once and committing on demand halves the peak under the
 /// largest extender requests (benches/extender_memory.py: 120 -> 67 MiB)
 /// and lowers the idle RSS (25 -> 16 MiB). Option numbers are mimalloc.h's
-/// `mi_option_e` (v2), which libmimalloc-sys does not name.
+/// `mi_option_e` (v2), which libmimalloc-sys does not name. mimalloc's own
+/// environment variables (`MIMALLOC_PURGE_DELAY=10`, ...) still win.
 fn tune_allocator() {
     const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: setting an option is a plain store that mimalloc reads on
-    // its next decision; nothing else runs yet.
-    unsafe {
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    for (option, env) in [
+        (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT"),
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY"),
+    ] {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: setting an option is a plain store that mimalloc
+            // reads on its next decision; nothing else runs yet.
+            unsafe { libmimalloc_sys::mi_option_set(option, 0) };
+        }
     }
 }
 

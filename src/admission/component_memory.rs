@@ -23,11 +23,59 @@ pub fn process_size_key(component: Component) -> &'static str {
 }
 
 /// Flink's derivation for `component`, keeping only the total process size.
-fn derive(component: Component, flat: &BTreeMap<String, String>) -> Result<u64, MemoryModelError> {
+fn derive_uncached(
+    component: Component,
+    flat: &BTreeMap<String, String>,
+) -> Result<u64, MemoryModelError> {
     match component {
         Component::JobManager => memory::job_manager(flat).map(|m| m.total_process),
         Component::TaskManager => memory::task_manager(flat).map(|m| m.total_process),
     }
+}
+
+/// Configurations remembered per thread by [`derive`].
+const REMEMBERED: usize = 32;
+
+type Remembered = (
+    Component,
+    Vec<(String, String)>,
+    Result<u64, MemoryModelError>,
+);
+
+/// [`derive_uncached`], remembered: the derivation is pure and cost as much
+/// as the rest of a FlinkDeployment's validation (each review derives both
+/// components, mutation once more), while the reviews of one deployment
+/// repeat its configuration. A hit compares the whole configuration, so it
+/// can never answer for another one.
+fn derive(component: Component, flat: &BTreeMap<String, String>) -> Result<u64, MemoryModelError> {
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<Remembered>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let same = |entries: &[(String, String)]| {
+        entries.len() == flat.len()
+            && entries
+                .iter()
+                .zip(flat)
+                .all(|((k, v), (fk, fv))| k == fk && v == fv)
+    };
+    if let Some(known) = SEEN.with(|seen| {
+        seen.borrow()
+            .iter()
+            .find(|(c, entries, _)| *c == component && same(entries))
+            .map(|(_, _, result)| result.clone())
+    }) {
+        return known;
+    }
+    let result = derive_uncached(component, flat);
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= REMEMBERED {
+            drop(seen.remove(0)); // the oldest
+        }
+        let entries = flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        seen.push((component, entries, result.clone()));
+    });
+    result
 }
 
 /// True when the configuration sizes the process by itself, rightly or
@@ -109,6 +157,35 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_derivations_equal_computed_ones() {
+        let configs = [
+            flat(&[]),
+            flat(&[("taskmanager.memory.process.size", "2g")]),
+            flat(&[("jobmanager.memory.process.size", "1600m")]),
+            flat(&[("taskmanager.memory.process.size", "64m")]),
+            flat(&[
+                ("taskmanager.memory.process.size", "2g"),
+                ("taskmanager.memory.managed.fraction", "0.6"),
+            ]),
+            flat(&[
+                ("taskmanager.memory.task.heap.size", "512m"),
+                ("taskmanager.memory.managed.size", "256m"),
+            ]),
+        ];
+        // Twice round, more configurations than are remembered: first
+        // computed, then (for some) remembered, always equal.
+        for _ in 0..2 {
+            for i in 0..REMEMBERED + 5 {
+                let mut f = configs[i % configs.len()].clone();
+                f.insert("pipeline.name".into(), format!("job-{}", i / configs.len()));
+                for c in [Component::JobManager, Component::TaskManager] {
+                    assert_eq!(derive(c, &f), derive_uncached(c, &f), "{c:?} {f:?}");
+                }
+            }
+        }
+    }
 
     fn flat(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
