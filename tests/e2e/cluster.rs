@@ -63,33 +63,16 @@ impl Cluster {
 
     /// Runs kubectl; returns (success, stdout, stderr).
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        let mut child = Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", self.dir.join("kube-cache"))
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+        self.kubectl_runner().run(args, stdin)
+    }
+
+    /// kubectl on this cluster as an owned value, for another thread.
+    pub fn kubectl_runner(&self) -> Kubectl {
+        Kubectl {
+            bin: self.kubectl.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            cache: self.dir.join("kube-cache"),
         }
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
     }
 
     pub fn apply(&self, manifest: &str, extra: &[&str]) -> (bool, String, String) {
@@ -237,8 +220,7 @@ impl Cluster {
 
     pub fn metric(&self, name: &str) -> Option<f64> {
         let text = self.metrics()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        series(&text, name).find_map(|(labels, v)| labels.is_empty().then_some(v))
     }
 
     /// Applies a policy ConfigMap and waits until flinkgate has acted on it
@@ -277,10 +259,63 @@ impl Cluster {
     }
 }
 
+/// kubectl with a cluster's kubeconfig and discovery cache.
+pub struct Kubectl {
+    bin: String,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl; returns (success, stdout, stderr).
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.down();
     }
+}
+
+/// The series of metric `name` in a Prometheus text page: each one's
+/// label set (`k="v",...`, empty for none) and value.
+pub fn series<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = (&'t str, f64)> + 't {
+    text.lines().filter_map(move |l| {
+        let rest = l.strip_prefix(name)?;
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        Some((labels, value.trim().parse().ok()?))
+    })
 }
 
 pub fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {

@@ -13,7 +13,6 @@ mod jar_server;
 mod manifests;
 mod no_data;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -445,35 +444,16 @@ fn rotation_while_applying_fails_nothing(c: &Cluster) {
         .metric("flinkgate_tls_certificate_reloads_total")
         .unwrap_or(0.0);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (kubectl, kubeconfig, cache) = (
-        c.kubectl.clone(),
-        c.kubeconfig.clone(),
-        c.dir.join("kube-cache"),
-    );
+    let kubectl = c.kubectl_runner();
     let stop2 = stop.clone();
     let applier = std::thread::spawn(move || {
         let mut failures = Vec::new();
         let mut n = 0;
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             let manifest = bare_deployment(&format!("rot-{n}"), "e2e");
-            let mut child = Command::new(&kubectl)
-                .args(["apply", "-f", "-"])
-                .env("KUBECONFIG", &kubeconfig)
-                .env("KUBECACHEDIR", &cache)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(manifest.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            if !out.status.success() {
-                failures.push(String::from_utf8_lossy(&out.stderr).into_owned());
+            let (ok, _, err) = kubectl.run(&["apply", "-f", "-"], Some(&manifest));
+            if !ok {
+                failures.push(err);
             }
             n += 1;
         }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, built_tool, repo, str_at, wait};
+use crate::cluster::{Cluster, built_tool, repo, series, str_at, wait};
 use crate::manifests::policy_configmap;
 use crate::scenarios::{NAMESPACE, application, await_running, data_dir, json, pod_policy, pods};
 
@@ -53,22 +53,12 @@ fn pod_get(c: &Cluster, pod: &str, path: &str) -> Option<String> {
     ok.then_some(out)
 }
 
-/// Sum over every flinkgate pod of the series of `name` whose labels
-/// contain all of `labels`.
-fn metric_sum(c: &Cluster, name: &str, labels: &[&str]) -> f64 {
+/// Sum of every series of `name` over every flinkgate pod.
+fn metric_sum(c: &Cluster, name: &str) -> f64 {
     flinkgate_pods(c)
         .iter()
         .filter_map(|p| pod_get(c, p, "/metrics"))
-        .flat_map(|text| {
-            text.lines()
-                .filter(|l| {
-                    l.strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with(['{', ' ']))
-                        && labels.iter().all(|x| l.contains(x))
-                })
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .collect::<Vec<_>>()
-        })
+        .map(|text| series(&text, name).map(|(_, v)| v).sum::<f64>())
         .sum()
 }
 
@@ -192,37 +182,19 @@ impl ApplyLoop {
     fn start(c: &Cluster) -> ApplyLoop {
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(Mutex::new(LoopTally::default()));
-        let (kubectl, kubeconfig, cache) = (
-            c.kubectl.clone(),
-            c.kubeconfig.clone(),
-            c.dir.join("kube-cache"),
-        );
+        let kubectl = c.kubectl_runner();
         let (s, t) = (stop.clone(), tally.clone());
         let thread = std::thread::spawn(move || {
             let mut n = 0u64;
             while !s.load(Ordering::Relaxed) {
                 n += 1;
-                let mut child = Command::new(&kubectl)
-                    .args(["apply", "-f", "-"])
-                    .env("KUBECONFIG", &kubeconfig)
-                    .env("KUBECACHEDIR", &cache)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("run kubectl");
                 let manifest = loop_deployment((n % 4) as usize, n);
-                if let Some(mut stdin) = child.stdin.take() {
-                    let _ = std::io::Write::write_all(&mut stdin, manifest.as_bytes());
-                }
-                let out = child.wait_with_output().expect("kubectl apply");
+                let (ok, _, err) = kubectl.run(&["apply", "-f", "-"], Some(&manifest));
                 let mut tally = t.lock().unwrap();
-                if out.status.success() {
+                if ok {
                     tally.ok += 1;
                 } else {
-                    tally
-                        .failed
-                        .push(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+                    tally.failed.push(err.trim().to_owned());
                 }
             }
         });
@@ -352,9 +324,21 @@ impl Drop for LeaseWatch {
     }
 }
 
+/// Runs a `flinkgate` command a platform team runs, which must succeed.
+fn flinkgate_cli(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("flinkgate {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "flinkgate {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Installs flinkgate in the cluster from deploy/, as the README says.
 fn install(c: &Cluster) {
-    let fg = env!("CARGO_BIN_EXE_flinkgate");
     let t = Instant::now();
     let status = Command::new(repo("hack/cluster"))
         .args(["load-images", "--dir", c.dir.to_str().unwrap()])
@@ -368,27 +352,15 @@ fn install(c: &Cluster) {
     // The host's registration (`register --url`) goes first: a
     // configuration holds either a URL or a Service, and deploy/'s names the
     // Service.
-    let out = Command::new(fg)
-        .args(["register", "--uninstall", "--kubeconfig"])
-        .arg(&c.kubeconfig)
-        .output()
-        .expect("flinkgate register --uninstall");
-    assert!(
-        out.status.success(),
-        "flinkgate register --uninstall: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let kubeconfig = c.kubeconfig.to_str().unwrap();
+    flinkgate_cli(&["register", "--uninstall", "--kubeconfig", kubeconfig]);
     stop_host_component(c, "flinkgate");
     stop_host_component(c, "flinkgate-scheduler");
 
     // The README's steps, in its order.
     c.must(&["apply", "-k", repo("deploy").to_str().unwrap()], None);
     let certs = c.dir.join("in-cluster-certs");
-    let ok = Command::new(fg)
-        .args(["certs", "--out-dir", certs.to_str().unwrap()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "flinkgate certs");
+    flinkgate_cli(&["certs", "--out-dir", certs.to_str().unwrap()]);
     let file = |n: &str| certs.join(n).to_str().unwrap().to_owned();
     c.must(
         &[
@@ -435,18 +407,15 @@ fn install(c: &Cluster) {
     rolled_out(c, "flinkgate");
     rolled_out(c, "flinkgate-scheduler");
     service_routed("flinkgate", 2);
-    let out = Command::new(fg)
-        .args(["register", "--kubeconfig"])
-        .arg(&c.kubeconfig)
-        .args(["--service", "flinkgate-system/flinkgate", "--ca-file"])
-        .arg(certs.join("ca.crt"))
-        .output()
-        .expect("flinkgate register");
-    assert!(
-        out.status.success(),
-        "flinkgate register --service: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    flinkgate_cli(&[
+        "register",
+        "--kubeconfig",
+        kubeconfig,
+        "--service",
+        "flinkgate-system/flinkgate",
+        "--ca-file",
+        &file("ca.crt"),
+    ]);
     eprintln!(
         "real-nodes: flinkgate in the cluster (2 replicas, scheduler, webhooks registered) in {:.1}s",
         t.elapsed().as_secs_f64()
@@ -488,7 +457,7 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
     );
 
     // Enforced through the Service: a denial with flinkgate's message.
-    let reviews_before = metric_sum(c, "flinkgate_admission_requests_total", &[]);
+    let reviews_before = metric_sum(c, "flinkgate_admission_requests_total");
     let mut bad = loop_deployment(0, 0).replace("name: loop-0", "name: too-wide");
     bad = bad.replace("parallelism: 1", "parallelism: 100000");
     let (ok, _, err) = c.apply(&bad, &[]);
@@ -499,7 +468,7 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
     );
     // A job: the controller in a pod launches it, Flink's TaskManager pods
     // are admitted and placed by the in-cluster scheduler and extender.
-    let filters_before = metric_sum(c, "flinkgate_scheduler_extender_requests_total", &[]);
+    let filters_before = metric_sum(c, "flinkgate_scheduler_extender_requests_total");
     let name = "in-cluster";
     let t = Instant::now();
     c.must(
@@ -523,13 +492,13 @@ pub fn flinkgate_in_the_cluster(c: &mut Cluster) {
         assert_eq!(tm["metadata"]["labels"]["flinkgate.io/e2e"], "real-nodes");
         assert!(!str_at(tm, "/spec/nodeName").is_empty(), "placed");
     }
-    let filters = metric_sum(c, "flinkgate_scheduler_extender_requests_total", &[]);
+    let filters = metric_sum(c, "flinkgate_scheduler_extender_requests_total");
     assert!(
         filters > filters_before,
         "the in-cluster kube-scheduler called the in-cluster extender ({filters_before} -> {filters})"
     );
     assert!(
-        metric_sum(c, "flinkgate_admission_requests_total", &[]) > reviews_before,
+        metric_sum(c, "flinkgate_admission_requests_total") > reviews_before,
         "the reviews reached the in-cluster replicas"
     );
     let _ = c.kubectl(

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Cluster, flink_get, flink_job_state, repo, restored_from, str_at, wait};
+use crate::cluster::{
+    Cluster, flink_get, flink_job_state, repo, restored_from, series, str_at, wait,
+};
 
 pub const NODES: usize = 2;
 pub const NAMESPACE: &str = "rn";
@@ -1113,13 +1115,8 @@ fn slow_node(c: &Cluster, spec: &str) {
 /// labels contain every `label="value"` given.
 fn labelled_metric(c: &Cluster, name: &str, labels: &[&str]) -> Option<f64> {
     let text = c.metrics()?;
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?.strip_prefix('{')?;
-        let (set, value) = rest.split_once("} ")?;
-        labels
-            .iter()
-            .all(|want| set.contains(want))
-            .then(|| value.trim().parse().ok())?
+    series(&text, name).find_map(|(set, value)| {
+        (!set.is_empty() && labels.iter().all(|want| set.contains(want))).then_some(value)
     })
 }
 
