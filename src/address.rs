@@ -4,6 +4,22 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// An RFC 1123 host name: dot-separated labels of letters, digits and
+/// inner `-`, each at most 63 characters, at most 253 in all.
+pub fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Why `ip` must not be fetched from, or `None` for a public address.
 /// IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::/96`) addresses are
 /// judged by the IPv4 address they reach.

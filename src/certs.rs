@@ -149,18 +149,7 @@ fn serving_params(
 
 /// RFC 1123 host names, with an optional leading `*.` wildcard.
 fn is_dns_name(name: &str) -> bool {
-    let name = name.strip_prefix("*.").unwrap_or(name);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    crate::address::is_host_name(name.strip_prefix("*.").unwrap_or(name))
 }
 
 fn time_now() -> std::time::SystemTime {

@@ -570,6 +570,27 @@ fn session_job_jar_uri_must_not_point_inside() {
     }
 }
 
+#[test]
+fn session_job_jar_uri_outside_the_policys_cluster_domain() {
+    let mut j = valid_session_job();
+    let pod_name = "https://10-0-0-7.team-a.pod.corp.internal/job.jar";
+    set(&mut j, "/spec/job/jarURI", json!(pod_name));
+    // The default domain is cluster.local: corp.internal is a name like any.
+    assert_eq!(check(&j).verdict, "allowed");
+    let p = policy("limits: {clusterDomain: Corp.Internal.}");
+    assert_denied(
+        &check_with(&p, &j),
+        "spec.job.jarURI",
+        "is in the cluster's DNS domain",
+    );
+    set(
+        &mut j,
+        "/spec/job/jarURI",
+        json!("https://10-0-0-7.team-a.pod.cluster.local/job.jar"),
+    );
+    assert_denied(&check(&j), "spec.job.jarURI", "inside the cluster");
+}
+
 // --- the policy's limits ----------------------------------------------------
 
 #[test]
@@ -909,6 +930,116 @@ fn flink_pods_get_restart_policy_scheduler_resources_and_labels() {
     let jm = flink_pod("jobmanager");
     let out = patched(&jm, &check_with(&p, &jm));
     assert_eq!(out["spec"]["schedulerName"], "default-scheduler");
+}
+
+/// The patch is written from the typed object, not diffed: every shape of
+/// absent, null or partial parents must still get operations that apply,
+/// fill the defaults, and leave nothing to do on a second pass.
+#[test]
+fn mutation_applies_to_every_shape_of_object() {
+    let p = policy(
+        "defaults:\n  parallelism: 3\n  upgradeMode: savepoint\n  flinkConfiguration: {a.b: x}\n  \
+         jobManager: {cpu: 1, memory: 1g}\n  taskManager: {cpu: 2, memory: 2g}\n  \
+         labels: {team/x~y: data}\n\
+         pods:\n  labels: {team/x~y: data}\n  taskManager:\n    restartPolicy: Never\n    \
+         schedulerName: flinkgate\n    resources: {limits: {memory: 2Gi}}\n",
+    );
+    let d = |edit: &dyn Fn(&mut Value)| {
+        let mut v = valid_deployment();
+        for key in ["flinkConfiguration", "jobManager", "taskManager", "job"] {
+            remove(&mut v, &format!("/spec/{key}"));
+        }
+        edit(&mut v);
+        v
+    };
+    let deployments = [
+        d(&|_| {}),
+        d(&|v| v["metadata"]["labels"] = Value::Null),
+        d(&|v| v["metadata"]["labels"] = json!({"team/x~y": "mine", "other": "1"})),
+        d(&|v| {
+            v["spec"]["flinkConfiguration"] = Value::Null;
+            v["spec"]["jobManager"] = Value::Null;
+            v["spec"]["job"] = json!({"jarURI": "local:///x.jar", "parallelism": null});
+        }),
+        d(&|v| {
+            v["spec"]["flinkConfiguration"] = json!({"c": "d"});
+            v["spec"]["jobManager"] = json!({"replicas": 1});
+            v["spec"]["taskManager"] = json!({"resource": {"cpu": 4}});
+            v["spec"]["job"] = json!({"jarURI": "local:///x.jar"});
+        }),
+        d(&|v| v["spec"]["taskManager"] = json!({"resource": null, "replicas": 2})),
+    ];
+    for obj in &deployments {
+        let out = patched(obj, &check_with(&p, obj));
+        assert!(out["metadata"]["labels"]["team/x~y"].is_string(), "{out}");
+        assert_eq!(out["metadata"]["labels"]["flinkgate.io/admitted"], "true");
+        assert_eq!(out["spec"]["flinkConfiguration"]["a.b"], "x", "{out}");
+        assert!(
+            out["spec"]["jobManager"]["resource"]["memory"].is_string(),
+            "{out}"
+        );
+        assert!(
+            out["spec"]["taskManager"]["resource"]["cpu"].is_number(),
+            "{out}"
+        );
+        if obj["spec"]["job"].is_object() {
+            assert_eq!(out["spec"]["job"]["parallelism"], 3, "{out}");
+            assert_eq!(out["spec"]["job"]["upgradeMode"], "savepoint", "{out}");
+        }
+        assert!(check_with(&p, &out).patch.is_none(), "second pass on {out}");
+    }
+    // The user's values stay.
+    let own = &deployments[2];
+    assert_eq!(
+        patched(own, &check_with(&p, own))["metadata"]["labels"]["team/x~y"],
+        "mine"
+    );
+    let partial = patched(&deployments[4], &check_with(&p, &deployments[4]));
+    assert_eq!(
+        partial["spec"]["taskManager"]["resource"],
+        json!({"cpu": 4, "memory": "2g"})
+    );
+    assert_eq!(partial["spec"]["flinkConfiguration"]["c"], "d");
+
+    let pod = |edit: &dyn Fn(&mut Value)| {
+        let mut v = flink_pod("taskmanager");
+        edit(&mut v);
+        v
+    };
+    for obj in [
+        pod(&|_| {}),
+        pod(&|v| v["metadata"]["labels"]["team/x~y"] = json!("mine")),
+        pod(&|v| v["spec"]["containers"][0]["resources"] = json!({})),
+        pod(&|v| v["spec"]["containers"][0]["resources"] = json!({"limits": null})),
+        pod(&|v| {
+            v["spec"]["containers"] =
+                json!([{"name": "sidecar"}, {"name": "flink-main-container"}]);
+            v["spec"]["restartPolicy"] = json!("Never");
+            v["spec"].as_object_mut().unwrap().remove("schedulerName");
+        }),
+    ] {
+        let out = patched(&obj, &check_with(&p, &obj));
+        assert_eq!(out["spec"]["restartPolicy"], "Never", "{out}");
+        assert_eq!(out["spec"]["schedulerName"], "flinkgate", "{out}");
+        let main = out["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "flink-main-container")
+            .unwrap();
+        assert_eq!(main["resources"]["limits"]["memory"], "2Gi", "{out}");
+        assert!(out["metadata"]["labels"]["team/x~y"].is_string());
+        assert!(check_with(&p, &out).patch.is_none(), "second pass on {out}");
+    }
+    // A pod the policy already satisfies gets no patch at all.
+    let done = pod(&|v| {
+        v["metadata"]["labels"]["team/x~y"] = json!("data");
+        v["metadata"]["labels"]["flinkgate.io/admitted"] = json!("true");
+        v["spec"]["restartPolicy"] = json!("Never");
+        v["spec"]["schedulerName"] = json!("flinkgate");
+        v["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "1"}});
+    });
+    assert!(check_with(&p, &done).patch.is_none());
 }
 
 #[test]

@@ -68,22 +68,31 @@ pub fn normalized_repository(image: &str) -> String {
 
 /// Why a jarURI host must not be fetched from: it points inside the
 /// cluster or at the node itself (SSRF through the JobManager).
-pub fn internal_host_reason(host: &url::Host<&str>) -> Option<&'static str> {
+pub fn internal_host_reason(host: &url::Host<&str>, cluster_domain: &str) -> Option<&'static str> {
     match host {
-        url::Host::Domain(d) => domain_reason(&d.trim_end_matches('.').to_ascii_lowercase()),
+        url::Host::Domain(d) => domain_reason(
+            &d.trim_end_matches('.').to_ascii_lowercase(),
+            cluster_domain,
+        ),
         url::Host::Ipv4(ip) => internal_address_reason(&IpAddr::V4(*ip)),
         url::Host::Ipv6(ip) => internal_address_reason(&IpAddr::V6(*ip)),
     }
 }
 
-/// Names that resolve inside the cluster whatever its domain: Services
-/// (`<svc>.<ns>.svc`, `<svc>.<ns>.svc.<cluster domain>`), the API server's
-/// `kubernetes.default`, and anything under `cluster.local`.
-fn domain_reason(d: &str) -> Option<&'static str> {
+/// Names that resolve inside the cluster: Services (`<svc>.<ns>.svc`, and
+/// `<svc>.<ns>.svc.<domain>` whatever the domain), the API server's
+/// `kubernetes.default`, and anything under the cluster's own domain
+/// (`limits.clusterDomain`; pods have names there too).
+fn domain_reason(d: &str, cluster_domain: &str) -> Option<&'static str> {
+    let in_cluster_domain = d == cluster_domain
+        || d.strip_suffix(cluster_domain)
+            .is_some_and(|rest| rest.ends_with('.'));
     if d == "localhost" || d.ends_with(".localhost") {
         Some("is localhost")
-    } else if d.ends_with(".svc") || d.contains(".svc.") || d.ends_with(".cluster.local") {
+    } else if d.ends_with(".svc") || d.contains(".svc.") {
         Some("is a Kubernetes Service name")
+    } else if in_cluster_domain {
+        Some("is in the cluster's DNS domain")
     } else if d == "kubernetes" || d == "kubernetes.default" || d.starts_with("kubernetes.default.")
     {
         Some("is the Kubernetes API server")
@@ -186,7 +195,7 @@ mod tests {
     fn internal_hosts() {
         let reason = |u: &str| {
             let url = url::Url::parse(u).unwrap();
-            internal_host_reason(&url.host().unwrap())
+            internal_host_reason(&url.host().unwrap(), "cluster.local")
         };
         assert_eq!(
             reason("https://127.0.0.1/x.jar"),
@@ -282,6 +291,48 @@ mod tests {
             reason("https://[64:ff9b::808:808]/x.jar"),
             None,
             "NAT64 of 8.8.8.8"
+        );
+    }
+
+    #[test]
+    fn names_in_the_cluster_domain() {
+        let reason = |u: &str, domain: &str| {
+            let url = url::Url::parse(u).unwrap();
+            internal_host_reason(&url.host().unwrap(), domain)
+        };
+        let in_domain = Some("is in the cluster's DNS domain");
+        // A pod's own DNS name, under the default domain.
+        assert_eq!(
+            reason(
+                "https://10-1-2-3.team-a.pod.cluster.local/x.jar",
+                "cluster.local"
+            ),
+            in_domain
+        );
+        assert_eq!(
+            reason("https://cluster.local/x.jar", "cluster.local"),
+            in_domain
+        );
+        // Another domain: its names are refused, cluster.local is a name like any.
+        assert_eq!(
+            reason(
+                "https://10-1-2-3.team-a.pod.corp.internal/x.jar",
+                "corp.internal"
+            ),
+            in_domain
+        );
+        assert_eq!(
+            reason("https://jars.example.com/x.jar", "corp.internal"),
+            None
+        );
+        assert_eq!(
+            reason("https://notcorp.internal/x.jar", "corp.internal"),
+            None,
+            "a suffix that is not a whole label"
+        );
+        assert_eq!(
+            reason("https://x.pod.cluster.local/x.jar", "corp.internal"),
+            None
         );
     }
 

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::cluster_view::ClusterView;
+use super::mutate::{self, Metadata, PodView};
 use super::review::{self, Request};
+use super::validate;
 use super::violation::Violation;
-use super::{mutate, validate};
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
 use crate::flink::pod::{Component, flink_component};
 use crate::flink::reconciled;
@@ -80,7 +81,7 @@ pub struct Subject<'a> {
 #[derive(Deserialize)]
 struct LabelsOnly {
     #[serde(default)]
-    metadata: MetaLabels,
+    metadata: Metadata,
 }
 
 #[derive(Deserialize)]
@@ -93,12 +94,6 @@ struct NameOnly {
 struct MetaName {
     #[serde(default)]
     name: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct MetaLabels {
-    #[serde(default)]
-    labels: Option<BTreeMap<String, String>>,
 }
 
 fn is_flink_group(gvk: &GroupVersionKind) -> bool {
@@ -148,46 +143,9 @@ pub fn classify_object(obj: &Value) -> Target {
     }
 }
 
-#[derive(Deserialize)]
-struct MutationView {
-    #[serde(default)]
-    metadata: Option<MetaView>,
-    #[serde(default)]
-    spec: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct MetaView {
-    #[serde(default)]
-    labels: Option<Value>,
-}
-
-/// The parts of an object mutation reads and writes: `metadata.labels` and
-/// `spec`. The rest (status, managedFields, and the last-applied annotation
-/// that repeats the whole object) is skipped, not built; patch paths are the
-/// same as on the full object.
-fn mutation_view(raw: &str) -> Result<Value, serde_json::Error> {
-    let view: MutationView = serde_json::from_str(raw)?;
-    let mut obj = serde_json::Map::new();
-    // Only what the object has: a patch path must exist on the full object
-    // (no `metadata`, and the patch adds it whole).
-    if let Some(m) = view.metadata {
-        let mut meta = serde_json::Map::new();
-        if let Some(labels) = m.labels {
-            meta.insert("labels".into(), labels);
-        }
-        obj.insert("metadata".into(), Value::Object(meta));
-    }
-    if let Some(spec) = view.spec {
-        obj.insert("spec".into(), spec);
-    }
-    Ok(Value::Object(obj))
-}
-
 /// An object as the caller has it: parsed JSON (for `check`, which
-/// applies patches, and for mutation), or the raw request text (the
-/// server's validate path reads typed fields straight from it and never
-/// builds a `Value`).
+/// applies patches), or the raw request text (the server reads typed
+/// fields straight from it and never builds a `Value` of the object).
 #[derive(Clone, Copy)]
 pub enum Source<'a> {
     Json(&'a Value),
@@ -212,11 +170,28 @@ struct Resource<S> {
     last_reconciled: Option<S>,
 }
 
+/// What mutation reads of a Flink resource: its labels (the canary's is
+/// left alone, and labels are added) and its spec. `None` where the object
+/// has no such field, so the patch adds it whole.
+#[derive(Deserialize)]
+struct MutationInput<S> {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    spec: Option<S>,
+}
+
+impl<S> MutationInput<S> {
+    fn is_canary(&self) -> bool {
+        is_canary(self.metadata.as_ref().and_then(|m| m.labels.as_ref()))
+    }
+}
+
 /// One pass over the raw text for everything in [`Resource`].
 #[derive(Deserialize)]
 struct ResourceView<S> {
     #[serde(default)]
-    metadata: MetaLabels,
+    metadata: Metadata,
     #[serde(default)]
     spec: Option<S>,
     #[serde(default, deserialize_with = "lenient")]
@@ -341,7 +316,7 @@ fn typed<'v, T: Deserialize<'v>>(value: &'v Value, what: &str) -> Result<T, Stri
     })
 }
 
-/// Runs one endpoint's work on one object. Mutation needs the parsed JSON.
+/// Runs one endpoint's work on one object.
 pub fn evaluate(
     endpoint: Endpoint,
     rules: &Rules,
@@ -390,10 +365,9 @@ fn evaluate_inner(
             }
         }
         (Target::FlinkDeployment, Endpoint::Mutate) => {
-            let json = as_json(obj)?;
-            let r: Resource<FlinkDeploymentSpec> = read_resource(obj)?;
-            if !r.canary {
-                out.patch = diff(json, |o| mutate::flink_deployment(o, &r.spec, rules));
+            let o: MutationInput<FlinkDeploymentSpec> = read_whole(obj)?;
+            if !o.is_canary() {
+                out.patch = mutate::flink_deployment(o.metadata.as_ref(), o.spec.as_ref(), rules);
             }
         }
         (Target::FlinkSessionJob, Endpoint::Validate) => {
@@ -404,10 +378,9 @@ fn evaluate_inner(
             }
         }
         (Target::FlinkSessionJob, Endpoint::Mutate) => {
-            let json = as_json(obj)?;
-            let r: Resource<FlinkSessionJobSpec> = read_resource(obj)?;
-            if !r.canary {
-                out.patch = diff(json, |o| mutate::flink_session_job(o, &r.spec, rules));
+            let o: MutationInput<FlinkSessionJobSpec> = read_whole(obj)?;
+            if !o.is_canary() {
+                out.patch = mutate::flink_session_job(o.metadata.as_ref(), o.spec.as_ref(), rules);
             }
         }
         (Target::FlinkStateSnapshot, Endpoint::Validate) => {
@@ -425,8 +398,8 @@ fn evaluate_inner(
             out.violations = validate::flink_pod(&pod, component, &ctx);
         }
         (Target::FlinkPod(component), Endpoint::Mutate) => {
-            let json = as_json(obj)?;
-            out.patch = diff(json, |o| mutate::flink_pod(o, component, rules));
+            let pod: PodView = read_whole(obj)?;
+            out.patch = mutate::flink_pod(&pod, component, rules);
         }
     }
     Ok(out)
@@ -479,22 +452,6 @@ fn snapshot_state(src: Source) -> Option<SnapshotState> {
     }
 }
 
-fn as_json(src: Source<'_>) -> Result<&Value, String> {
-    match src {
-        Source::Json(v) => Ok(v),
-        Source::Raw(_) => Err("internal error: mutation needs the parsed object".into()),
-    }
-}
-
-/// Applies `edit` to a copy and returns the RFC 6902 difference, or `None`
-/// when nothing changed (the response then carries no patch at all).
-fn diff(obj: &Value, edit: impl FnOnce(&mut Value)) -> Option<json_patch::Patch> {
-    let mut edited = obj.clone();
-    edit(&mut edited);
-    let patch = super::diff::diff(obj, &edited);
-    (!patch.0.is_empty()).then_some(patch)
-}
-
 /// The full path for the server: envelope in, response out.
 pub fn decide(
     endpoint: Endpoint,
@@ -536,23 +493,14 @@ pub fn decide(
         name,
     };
     let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
-    let outcome = match endpoint {
-        Endpoint::Validate => evaluate(
-            endpoint,
-            rules,
-            &subject,
-            Source::Raw(raw.get()),
-            old,
-            cluster,
-        ),
-        Endpoint::Mutate => match mutation_view(raw.get()) {
-            Ok(obj) => evaluate(endpoint, rules, &subject, Source::Json(&obj), old, cluster),
-            Err(e) => Outcome {
-                malformed: Some(format!("request.object is not valid JSON: {e}")),
-                ..Outcome::default()
-            },
-        },
-    };
+    let outcome = evaluate(
+        endpoint,
+        rules,
+        &subject,
+        Source::Raw(raw.get()),
+        old,
+        cluster,
+    );
     let violations = outcome.violations.len();
     let patched = outcome.patch.is_some();
     let resp = respond(&req.uid, &subject, mode, outcome);

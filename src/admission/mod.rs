@@ -5,7 +5,6 @@ pub mod cluster_cache;
 pub mod cluster_view;
 mod component_memory;
 pub mod decide;
-mod diff;
 pub mod handler;
 pub mod mutate;
 mod operator_options;

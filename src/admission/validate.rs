@@ -994,7 +994,7 @@ fn jar_uri(raw: &str, ctx: &Context, v: &mut Vec<Violation>) {
         return;
     }
     if let Some(host) = url.host()
-        && let Some(reason) = internal_host_reason(&host)
+        && let Some(reason) = internal_host_reason(&host, &ctx.rules.limits.cluster_domain)
     {
         v.push(Violation::new(
             path,

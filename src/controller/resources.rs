@@ -14,7 +14,7 @@ use super::flink_config::{
     memory_quantity,
 };
 use super::pod_template;
-use crate::flink::crd::{FlinkDeployment, Resource, ResourceRequirements};
+use crate::flink::crd::{FlinkDeployment, PreservedJson, Resource, ResourceRequirements};
 
 pub const MAIN_CONTAINER: &str = "flink-main-container";
 pub const CONFIG_VOLUME: &str = "flink-config-volume";
@@ -132,19 +132,17 @@ pub fn cluster_objects(
     let by_name = conf
         .get(pod_template::MERGE_BY_NAME_KEY)
         .is_some_and(|v| v == "true");
-    let common = d.spec.pod_template.as_ref();
+    let common = d.spec.pod_template.as_ref().map(PreservedJson::value);
     let jm_spec = d.spec.job_manager.as_ref();
     let tm_spec = d.spec.task_manager.as_ref();
-    let jm_template = pod_template::merge(
-        common,
-        jm_spec.and_then(|j| j.pod_template.as_ref()),
-        by_name,
-    );
-    let tm_template = pod_template::merge(
-        common,
-        tm_spec.and_then(|t| t.pod_template.as_ref()),
-        by_name,
-    );
+    let jm_own = jm_spec
+        .and_then(|j| j.pod_template.as_ref())
+        .map(PreservedJson::value);
+    let tm_own = tm_spec
+        .and_then(|t| t.pod_template.as_ref())
+        .map(PreservedJson::value);
+    let jm_template = pod_template::merge(common.as_ref(), jm_own.as_ref(), by_name);
+    let tm_template = pod_template::merge(common.as_ref(), tm_own.as_ref(), by_name);
 
     let file = flink_config::config_file_name(d.spec.flink_version.as_deref());
     let mut conf = conf.clone();

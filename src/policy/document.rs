@@ -201,6 +201,16 @@ fn check_rules(rules: &mut Rules, prefix: &str) -> Result<(), PolicyError> {
     for s in &mut l.jar_uri_schemes {
         *s = s.to_ascii_lowercase();
     }
+    l.cluster_domain = l.cluster_domain.trim_matches('.').to_ascii_lowercase();
+    if !crate::address::is_host_name(&l.cluster_domain) {
+        return Err(field_error(
+            p("limits.clusterDomain"),
+            format!(
+                "'{}' is not a DNS domain such as cluster.local",
+                l.cluster_domain
+            ),
+        ));
+    }
     for (name, cl) in [
         ("jobManager", &mut l.job_manager),
         ("taskManager", &mut l.task_manager),
@@ -371,6 +381,11 @@ mod tests {
                 "limits.jobManager.maxMemory",
             ),
             ("limits: {jarUriSchemes: []}", "limits.jarUriSchemes"),
+            ("limits: {clusterDomain: \"\"}", "limits.clusterDomain"),
+            (
+                "limits: {clusterDomain: \"bad_domain\"}",
+                "limits.clusterDomain",
+            ),
             ("defaults: {parallelism: 0}", "defaults.parallelism"),
             ("defaults: {upgradeMode: sometimes}", "defaults.upgradeMode"),
             (

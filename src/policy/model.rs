@@ -210,6 +210,10 @@ pub struct Limits {
     /// Schemes a FlinkSessionJob's `jarURI` may use.
     #[serde(default = "https_only")]
     pub jar_uri_schemes: Vec<String>,
+    /// The cluster's DNS domain: a `jarURI` host under it names something
+    /// inside the cluster (a Service, a pod) and is refused.
+    #[serde(default = "cluster_local")]
+    pub cluster_domain: String,
 }
 
 impl Default for Limits {
@@ -225,12 +229,17 @@ impl Default for Limits {
             require_checkpointing: false,
             forbidden_config_keys: Vec::new(),
             jar_uri_schemes: https_only(),
+            cluster_domain: cluster_local(),
         }
     }
 }
 
 fn one() -> i32 {
     1
+}
+
+fn cluster_local() -> String {
+    crate::cluster_dns::DEFAULT_CLUSTER_DOMAIN.to_string()
 }
 
 fn https_only() -> Vec<String> {
