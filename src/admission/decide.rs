@@ -589,7 +589,7 @@ pub fn respond(uid: &str, s: &Subject, mode: Mode, outcome: Outcome) -> Admissio
     if let Some(patch) = outcome.patch
         && resp.allowed
     {
-        resp = match resp.with_patch(patch) {
+        resp = match review::with_patch(resp, &patch) {
             Ok(r) => r,
             Err(e) => review::deny(
                 uid,
