@@ -24,7 +24,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn admit(endpoint: Endpoint, policy: &Policy, body: &[u8]) -> Vec<u8> {
-    let req = review::parse(body).expect("valid review");
+    let req = review::parse_typed(body).expect("valid review");
     let sessions = NoClusterView("benchmark");
     review::encode(decide(endpoint, policy, &req, &sessions).response)
 }

@@ -41,7 +41,7 @@ fn main() {
     let sessions = NoClusterView("profile");
     let mut bytes = 0;
     for _ in 0..rounds {
-        let req = review::parse(black_box(&body)).expect("a valid review");
+        let req = review::parse_typed(black_box(&body)).expect("a valid review");
         let answer = review::encode(decide(endpoint, &policy, &req, &sessions).response);
         bytes += black_box(answer).len();
     }

@@ -1140,7 +1140,7 @@ fn updates_that_leave_the_spec_alone_are_admitted_even_when_it_violates_the_poli
 #[test]
 fn a_finalizer_update_through_the_webhook_path_gets_no_patch_and_no_denial() {
     use flinkgate::admission::decide::{Endpoint, decide};
-    use flinkgate::admission::review::parse;
+    use flinkgate::admission::review::{parse, parse_typed};
     let p = Policy::builtin();
     // Invalid under the policy (parallelism 0) and missing defaults.
     let mut old = valid_deployment();
@@ -1163,10 +1163,110 @@ fn a_finalizer_update_through_the_webhook_path_gets_no_patch_and_no_denial() {
             "object": new, "oldObject": old
         }
     });
-    let req = parse(review.to_string().as_bytes()).expect("a valid review");
-    let mutate = decide(Endpoint::Mutate, &p, &req, &NoClusterView("test"));
-    assert!(!mutate.patched, "no defaults forced into an unchanged spec");
-    let validate = decide(Endpoint::Validate, &p, &req, &NoClusterView("test"));
-    assert_eq!(validate.violations, 0, "no denial for a finalizer");
-    assert!(validate.response.allowed);
+    for parse in [parse, parse_typed] {
+        let req = parse(review.to_string().as_bytes()).expect("a valid review");
+        let mutate = decide(Endpoint::Mutate, &p, &req, &NoClusterView("test"));
+        assert!(!mutate.patched, "no defaults forced into an unchanged spec");
+        let validate = decide(Endpoint::Validate, &p, &req, &NoClusterView("test"));
+        assert_eq!(validate.violations, 0, "no denial for a finalizer");
+        assert!(validate.response.allowed);
+    }
+}
+
+/// The server reads Flink objects typed during the review's parse and
+/// falls back to the general parse for anything that pass cannot read;
+/// every review must get the same answer, byte for byte, either way.
+#[test]
+fn the_one_pass_parse_answers_exactly_as_the_general_one() {
+    use flinkgate::admission::decide::{Endpoint, decide};
+    use flinkgate::admission::review::{encode, parse, parse_typed};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut reviews = Vec::new();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        reviews.push(serde_json::from_str::<Value>(&text).unwrap());
+    }
+    let deployment = reviews
+        .iter()
+        .find(|r| {
+            r["request"]["kind"]["kind"] == "FlinkDeployment"
+                && r["request"]["operation"] == "CREATE"
+                && r["request"]["object"]["spec"]["job"]["parallelism"].is_null()
+        })
+        .cloned()
+        .unwrap_or_else(|| reviews[0].clone());
+    let variant = |edit: &dyn Fn(&mut Value)| {
+        let mut r = deployment.clone();
+        edit(&mut r);
+        r
+    };
+    reviews.extend([
+        variant(&|r| r["request"]["object"]["spec"]["job"]["parallelism"] = json!("two")),
+        variant(&|r| r["request"]["object"]["metadata"]["labels"] = json!({"n": 1})),
+        variant(&|r| {
+            r["request"]["object"]["metadata"]["labels"] = json!({"flink.apache.org/canary": "TRUE"})
+        }),
+        variant(&|r| r["request"]["object"]["spec"] = Value::Null),
+        variant(&|r| r["request"]["object"]["spec"] = json!([])),
+        variant(&|r| r["request"]["object"]["status"] = json!({"reconciliationStatus": 7})),
+        variant(&|r| r["request"]["object"] = json!({"spec": {}})),
+        variant(&|r| r["request"]["object"] = json!("text")),
+        variant(&|r| r["request"]["object"] = Value::Null),
+        variant(&|r| r["request"]["object"]["metadata"] = json!(3)),
+        variant(&|r| r["request"]["uid"] = Value::Null),
+        variant(&|r| r["request"]["name"] = json!("")),
+        variant(&|r| r["request"]["name"] = Value::Null),
+        variant(&|r| r["request"]["kind"]["kind"] = json!("FlinkSessionJob")),
+        variant(&|r| r["request"]["operation"] = json!("UPDATE")),
+        variant(&|r| {
+            r["request"]["operation"] = json!("UPDATE");
+            r["request"]["oldObject"] = r["request"]["object"].clone();
+        }),
+        variant(&|r| {
+            r["request"]["operation"] = json!("UPDATE");
+            let mut old = r["request"]["object"].clone();
+            old["spec"]["job"]["parallelism"] = json!(100_000);
+            old["status"] = json!({"reconciliationStatus": {"lastReconciledSpec": "{\"job\":{\"upgradeMode\":\"savepoint\"},\"mode\":\"standalone\"}"}});
+            r["request"]["oldObject"] = old;
+        }),
+        variant(&|r| r["request"]["subResource"] = json!("status")),
+        variant(&|r| r["request"]["operation"] = json!("DELETE")),
+    ]);
+    let mut texts: Vec<String> = reviews.iter().map(Value::to_string).collect();
+    // Key orders kube-apiserver does not write: object before kind, and a
+    // field twice.
+    let review = deployment.to_string();
+    let object = deployment["request"]["object"].to_string();
+    let reordered = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"object":{object},"uid":"u","kind":{{"group":"flink.apache.org","version":"v1beta1","kind":"FlinkDeployment"}},"operation":"CREATE"}}}}"#
+    );
+    texts.push(reordered);
+    texts.push(review.replacen(r#""uid":"#, r#""uid":"twice","uid":"#, 1));
+    texts.push(review.replacen(r#""object":"#, r#""object":{"metadata":{}},"object":"#, 1));
+    // The one pass really reads the Flink objects typed.
+    let typed = parse_typed(review.as_bytes()).unwrap();
+    assert!(typed.typed.is_some() && typed.object.is_none());
+    let session_job = texts
+        .iter()
+        .find(|t| t.contains(r#""kind":"FlinkSessionJob""#))
+        .unwrap();
+    assert!(parse_typed(session_job.as_bytes()).unwrap().typed.is_some());
+    let p = Policy::builtin();
+    for text in &texts {
+        let answer =
+            |parse: fn(&[u8]) -> Result<flinkgate::admission::review::Request, _>| match parse(
+                text.as_bytes(),
+            ) {
+                Ok(req) => [Endpoint::Validate, Endpoint::Mutate]
+                    .map(|e| {
+                        String::from_utf8(encode(
+                            decide(e, &p, &req, &NoClusterView("test")).response,
+                        ))
+                        .unwrap()
+                    })
+                    .join("\n"),
+                Err(e) => format!("bad review: {e}"),
+            };
+        assert_eq!(answer(parse_typed), answer(parse), "for {text}");
+    }
 }

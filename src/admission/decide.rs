@@ -2,6 +2,7 @@
 //! the rules say about it, and the response kube-apiserver gets. The server
 //! and `flinkgate check` both come through here.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -11,13 +12,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::cluster_view::ClusterView;
-use super::mutate::{self, Metadata, PodView};
+use super::mutate::{self, PodView};
+use super::object::{FlinkObject, Metadata, Spec, Typed, lenient};
 use super::review::{self, Request};
 use super::validate;
 use super::violation::Violation;
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
 use crate::flink::pod::{Component, flink_component};
-use crate::flink::reconciled;
 use crate::flink::state_snapshot::{FlinkStateSnapshotSpec, SnapshotState};
 use crate::policy::{Mode, Policy, Rules};
 
@@ -144,146 +145,41 @@ pub fn classify_object(obj: &Value) -> Target {
 }
 
 /// An object as the caller has it: parsed JSON (for `check`, which
-/// applies patches), or the raw request text (the server reads typed
-/// fields straight from it and never builds a `Value` of the object).
+/// applies patches), the raw request text, or already read typed by the
+/// review's parse. The server never builds a `Value` of the object.
 #[derive(Clone, Copy)]
 pub enum Source<'a> {
     Json(&'a Value),
     Raw(&'a str),
+    Typed(&'a Typed),
 }
 
-#[derive(Deserialize)]
-struct SpecOnly<S> {
-    #[serde(default)]
-    spec: Option<S>,
-}
-
-/// The label of the operator's health-check canaries (`"true"`, any case):
-/// the operator exempts them from validation, and so does flinkgate.
-pub const CANARY_LABEL: &str = "flink.apache.org/canary";
-
-/// What the rules read of a Flink resource: its spec, whether it is the
-/// operator's canary, and the spec the operator last deployed.
-struct Resource<S> {
-    spec: S,
-    canary: bool,
-    last_reconciled: Option<S>,
-}
-
-/// What mutation reads of a Flink resource: its labels (the canary's is
-/// left alone, and labels are added) and its spec. `None` where the object
-/// has no such field, so the patch adds it whole.
-#[derive(Deserialize)]
-struct MutationInput<S> {
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    spec: Option<S>,
-}
-
-impl<S> MutationInput<S> {
-    fn is_canary(&self) -> bool {
-        is_canary(self.metadata.as_ref().and_then(|m| m.labels.as_ref()))
-    }
-}
-
-/// One pass over the raw text for everything in [`Resource`].
-#[derive(Deserialize)]
-struct ResourceView<S> {
-    #[serde(default)]
-    metadata: Metadata,
-    #[serde(default)]
-    spec: Option<S>,
-    #[serde(default, deserialize_with = "lenient")]
-    status: Option<StatusView>,
-}
-
-#[derive(Deserialize)]
-struct StatusView {
-    #[serde(default, rename = "reconciliationStatus")]
-    reconciliation_status: Option<ReconciliationView>,
-}
-
-#[derive(Deserialize)]
-struct ReconciliationView {
-    #[serde(default, rename = "lastReconciledSpec")]
-    last_reconciled_spec: Option<String>,
-}
-
-/// The status is the operator's: a shape flinkgate does not expect makes
-/// the spec-change rules skip, never the object malformed.
-fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let v = Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).ok())
-}
-
-fn is_canary(labels: Option<&BTreeMap<String, String>>) -> bool {
-    labels
-        .and_then(|l| l.get(CANARY_LABEL))
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// Reads a Flink resource for the rules; a wrong spec shape names the field.
-fn read_resource<S: serde::de::DeserializeOwned + Default>(
-    src: Source,
-) -> Result<Resource<S>, String> {
+/// Reads a Flink resource for the rules; a wrong shape names the field.
+fn flink_object<S: Spec>(src: Source<'_>) -> Result<Cow<'_, FlinkObject<S>>, String> {
     match src {
-        Source::Json(v) => {
-            let canary = v
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(CANARY_LABEL))
-                .and_then(Value::as_str)
-                .is_some_and(|s| s.eq_ignore_ascii_case("true"));
-            let last_reconciled = v
-                .pointer("/status/reconciliationStatus/lastReconciledSpec")
-                .and_then(Value::as_str)
-                .and_then(reconciled::spec);
-            Ok(Resource {
-                spec: read_spec(src, "")?,
-                canary,
-                last_reconciled,
-            })
-        }
-        Source::Raw(raw) => match serde_json::from_str::<ResourceView<S>>(raw) {
-            Ok(o) => Ok(Resource {
-                spec: o.spec.unwrap_or_default(),
-                canary: is_canary(o.metadata.labels.as_ref()),
-                last_reconciled: o
-                    .status
-                    .and_then(|s| s.reconciliation_status)
-                    .and_then(|r| r.last_reconciled_spec)
-                    .and_then(|text| reconciled::spec(&text)),
-            }),
-            Err(_) => Err(explain::<ResourceView<S>>(raw, "")),
-        },
+        Source::Typed(t) => S::from_typed(t)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| "internal error: the object was read as another kind".into()),
+        Source::Json(v) => typed(v, "").map(Cow::Owned),
+        Source::Raw(raw) => serde_json::from_str(raw)
+            .map(Cow::Owned)
+            .map_err(|_| explain::<FlinkObject<S>>(raw, "")),
     }
 }
 
-/// Reads `.spec` typed; a wrong shape names the field.
-fn read_spec<S: serde::de::DeserializeOwned + Default>(
-    src: Source,
-    prefix: &str,
-) -> Result<S, String> {
-    match src {
-        Source::Json(v) => match v.get("spec") {
-            None | Some(Value::Null) => Ok(S::default()),
-            Some(spec) => typed(spec, &format!("{prefix}spec")),
-        },
-        Source::Raw(raw) => match serde_json::from_str::<SpecOnly<S>>(raw) {
-            Ok(o) => Ok(o.spec.unwrap_or_default()),
-            Err(_) => Err(explain::<SpecOnly<S>>(raw, prefix)),
-        },
-    }
+/// The spec, or the empty one the operator would read.
+fn spec_of<S: Spec>(o: &FlinkObject<S>) -> Cow<'_, S> {
+    o.spec
+        .as_ref()
+        .map_or_else(|| Cow::Owned(S::default()), Cow::Borrowed)
 }
 
+/// Reads a whole object typed (pods; the review parse never types them).
 fn read_whole<T: serde::de::DeserializeOwned>(src: Source) -> Result<T, String> {
     match src {
         Source::Json(v) => typed(v, "object"),
         Source::Raw(raw) => serde_json::from_str(raw).map_err(|_| explain::<T>(raw, "")),
+        Source::Typed(_) => Err("internal error: a typed object where a pod was expected".into()),
     }
 }
 
@@ -309,6 +205,8 @@ fn typed<'v, T: Deserialize<'v>>(value: &'v Value, what: &str) -> Result<T, Stri
         let path = e.path().to_string();
         let at = if path == "." {
             what.to_string()
+        } else if what.is_empty() {
+            path
         } else {
             format!("{what}.{path}")
         };
@@ -358,37 +256,37 @@ fn evaluate_inner(
     match (s.target, endpoint) {
         (Target::Other, _) => {}
         (Target::FlinkDeployment, Endpoint::Validate) => {
-            let r: Resource<FlinkDeploymentSpec> = read_resource(obj)?;
-            if !r.canary {
+            let o = flink_object::<FlinkDeploymentSpec>(obj)?;
+            if !o.is_canary() {
                 out.violations =
-                    validate::flink_deployment(&r.spec, r.last_reconciled.as_ref(), &ctx);
+                    validate::flink_deployment(&spec_of(&o), o.last_reconciled().as_ref(), &ctx);
             }
         }
         (Target::FlinkDeployment, Endpoint::Mutate) => {
-            let o: MutationInput<FlinkDeploymentSpec> = read_whole(obj)?;
+            let o = flink_object::<FlinkDeploymentSpec>(obj)?;
             if !o.is_canary() {
                 out.patch = mutate::flink_deployment(o.metadata.as_ref(), o.spec.as_ref(), rules);
             }
         }
         (Target::FlinkSessionJob, Endpoint::Validate) => {
-            let r: Resource<FlinkSessionJobSpec> = read_resource(obj)?;
-            if !r.canary {
+            let o = flink_object::<FlinkSessionJobSpec>(obj)?;
+            if !o.is_canary() {
                 (out.violations, out.warnings) =
-                    validate::flink_session_job(&r.spec, r.last_reconciled.as_ref(), &ctx);
+                    validate::flink_session_job(&spec_of(&o), o.last_reconciled().as_ref(), &ctx);
             }
         }
         (Target::FlinkSessionJob, Endpoint::Mutate) => {
-            let o: MutationInput<FlinkSessionJobSpec> = read_whole(obj)?;
+            let o = flink_object::<FlinkSessionJobSpec>(obj)?;
             if !o.is_canary() {
                 out.patch = mutate::flink_session_job(o.metadata.as_ref(), o.spec.as_ref(), rules);
             }
         }
         (Target::FlinkStateSnapshot, Endpoint::Validate) => {
-            let r: Resource<FlinkStateSnapshotSpec> = read_resource(obj)?;
-            if !r.canary {
+            let o = flink_object::<FlinkStateSnapshotSpec>(obj)?;
+            if !o.is_canary() {
                 let state = snapshot_state(obj);
                 (out.violations, out.warnings) =
-                    validate::flink_state_snapshot(&r.spec, state, &ctx);
+                    validate::flink_state_snapshot(&spec_of(&o), state, &ctx);
             }
         }
         // The operator's mutator leaves snapshots as they are.
@@ -407,12 +305,9 @@ fn evaluate_inner(
 
 /// Whether an UPDATE of a Flink resource leaves its spec as it was.
 fn spec_unchanged(s: &Subject, obj: Source, old: Option<Source>) -> bool {
-    fn same<S: serde::de::DeserializeOwned + Default + PartialEq>(
-        obj: Source,
-        old: Source,
-    ) -> bool {
-        match (read_spec::<S>(obj, ""), read_spec::<S>(old, "oldObject.")) {
-            (Ok(new), Ok(old)) => new == old,
+    fn same<S: Spec>(obj: Source, old: Source) -> bool {
+        match (flink_object::<S>(obj), flink_object::<S>(old)) {
+            (Ok(new), Ok(old)) => spec_of(&new) == spec_of(&old),
             _ => false,
         }
     }
@@ -449,6 +344,7 @@ fn snapshot_state(src: Source) -> Option<SnapshotState> {
             .ok()
             .and_then(|v| v.status)
             .and_then(|s| s.state),
+        Source::Typed(_) => None,
     }
 }
 
@@ -466,22 +362,33 @@ pub fn decide(
     if target == Target::Other {
         return Decision::new(target, mode, review::allow(&req.uid), false, 0);
     }
-    let Some(raw) = &req.object else {
-        let resp = review::deny(
-            &req.uid,
-            400,
-            "BadRequest",
-            "request.object is missing".into(),
-        );
-        return Decision::new(target, mode, resp, false, 0);
+    let object = match (&req.typed, &req.object) {
+        (Some(typed), _) => Source::Typed(typed),
+        (None, Some(raw)) => Source::Raw(raw.get()),
+        (None, None) => {
+            let resp = review::deny(
+                &req.uid,
+                400,
+                "BadRequest",
+                "request.object is missing".into(),
+            );
+            return Decision::new(target, mode, resp, false, 0);
+        }
     };
     // kube-apiserver fills request.name; read the object only when it did not.
     let name_from_object;
     let name = if req.name.is_empty() {
-        name_from_object = serde_json::from_str::<NameOnly>(raw.get())
-            .ok()
-            .and_then(|o| o.metadata.name)
-            .unwrap_or_default();
+        name_from_object = match object {
+            Source::Typed(t) => t.metadata().and_then(|m| m.name.clone()),
+            Source::Raw(raw) => serde_json::from_str::<NameOnly>(raw)
+                .ok()
+                .and_then(|o| o.metadata.name),
+            Source::Json(v) => v
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+        .unwrap_or_default();
         name_from_object.as_str()
     } else {
         req.name.as_str()
@@ -492,15 +399,11 @@ pub fn decide(
         namespace: namespace.unwrap_or(""),
         name,
     };
-    let old = req.old_object.as_ref().map(|o| Source::Raw(o.get()));
-    let outcome = evaluate(
-        endpoint,
-        rules,
-        &subject,
-        Source::Raw(raw.get()),
-        old,
-        cluster,
-    );
+    let old = match (&req.typed_old, &req.old_object) {
+        (Some(typed), _) => Some(Source::Typed(typed)),
+        (None, raw) => raw.as_ref().map(|o| Source::Raw(o.get())),
+    };
+    let outcome = evaluate(endpoint, rules, &subject, object, old, cluster);
     let violations = outcome.violations.len();
     let patched = outcome.patch.is_some();
     let resp = respond(&req.uid, &subject, mode, outcome);

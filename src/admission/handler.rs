@@ -50,7 +50,7 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
         Ok(b) => b,
         Err(e) => return bad(e.into()),
     };
-    let req = match review::parse(&bytes) {
+    let req = match review::parse_typed(&bytes) {
         Ok(r) => r,
         Err(e) => return bad(HttpError::bad_request(e.to_string())),
     };

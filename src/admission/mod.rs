@@ -7,6 +7,7 @@ mod component_memory;
 pub mod decide;
 pub mod handler;
 pub mod mutate;
+pub mod object;
 mod operator_options;
 pub mod review;
 pub mod validate;

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::admission::component_memory;
+use crate::admission::object::Metadata;
 use crate::flink::config;
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec, Resource, ResourceRequirements};
 use crate::flink::pod::{Component, MAIN_CONTAINER};
@@ -24,13 +25,6 @@ pub const ADMITTED_LABEL: &str = "flinkgate.io/admitted";
 /// The label the operator puts on session jobs, naming their cluster.
 pub const TARGET_SESSION_LABEL: &str = "target.session";
 const DEFAULT_SCHEDULER: &str = "default-scheduler";
-
-/// `metadata` as far as admission reads it.
-#[derive(Debug, Default, Deserialize)]
-pub struct Metadata {
-    #[serde(default)]
-    pub labels: Option<BTreeMap<String, String>>,
-}
 
 /// What pod mutation reads of a pod; everything else is skipped unread.
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+use super::object::{FlinkObject, Typed};
+use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec};
+
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const KIND: &str = "AdmissionReview";
 /// kube-apiserver's own limit on a request body.
@@ -47,14 +50,14 @@ impl BadReview {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope {
+#[serde(rename_all = "camelCase", bound(deserialize = "R: Deserialize<'de>"))]
+struct Envelope<R> {
     #[serde(default)]
     api_version: Option<String>,
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
-    request: Option<Request>,
+    request: Option<R>,
 }
 
 /// The parts of `AdmissionRequest` flinkgate reads. The objects stay raw
@@ -78,18 +81,62 @@ pub struct Request {
     pub object: Option<Box<RawValue>>,
     #[serde(default)]
     pub old_object: Option<Box<RawValue>>,
+    /// `object` read typed by [`parse_typed`]; `object` is then `None`.
+    #[serde(skip)]
+    pub typed: Option<Typed>,
+    /// `oldObject` read typed by [`parse_typed`]; `old_object` is then `None`.
+    #[serde(skip)]
+    pub typed_old: Option<Typed>,
 }
 
+/// Reads a review, keeping the objects as raw JSON text.
 pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
     if body.len() > MAX_BODY_BYTES {
         return Err(BadReview::TooLarge);
     }
     // Tracking the path costs on every key; only a failed parse needs it,
     // so it runs again with the tracker then.
-    let env: Envelope = match serde_json::from_slice(body) {
+    let env: Envelope<Request> = match serde_json::from_slice(body) {
         Ok(env) => env,
         Err(plain) => return Err(BadReview::Json(json_error_with_path(body, plain))),
     };
+    checked(env)
+}
+
+/// Reads a review in one pass: the objects of the Flink resources
+/// flinkgate decides on are read typed as the parser reaches them (the
+/// kind comes first in every review kube-apiserver writes), instead of
+/// being captured as text and read again, which was a fifth of a review's
+/// cost. Anything else stays raw. A review this pass cannot read, whatever
+/// the reason, is read again by [`parse`], which gives the same request or
+/// explains what is wrong.
+pub fn parse_typed(body: &[u8]) -> Result<Request, BadReview> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(BadReview::TooLarge);
+    }
+    if let Ok(env) = serde_json::from_slice::<Envelope<TypedRequest>>(body) {
+        let env = Envelope {
+            api_version: env.api_version,
+            kind: env.kind,
+            request: env.request.map(|r| r.0),
+        };
+        // parse() names a missing metadata.
+        let metadata_present = env.request.as_ref().is_some_and(|r| {
+            [&r.typed, &r.typed_old]
+                .into_iter()
+                .flatten()
+                .all(|t| t.metadata().is_some())
+        });
+        if metadata_present && let Ok(request) = checked(env) {
+            return Ok(request);
+        }
+    }
+    parse(body)
+}
+
+/// The envelope's own rules: version, kind, uid, and objects that can be
+/// admitted.
+fn checked(env: Envelope<Request>) -> Result<Request, BadReview> {
     if env.api_version.as_deref() != Some(API_VERSION) {
         return Err(BadReview::ApiVersion(env.api_version));
     }
@@ -101,6 +148,7 @@ pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
         return Err(BadReview::MissingUid);
     }
     if matches!(request.operation, Operation::Create | Operation::Update)
+        && request.typed.is_none()
         && request.object.as_ref().is_none_or(|o| o.get() == "null")
     {
         return Err(BadReview::Object(format!(
@@ -121,10 +169,110 @@ pub fn parse(body: &[u8]) -> Result<Request, BadReview> {
     Ok(request)
 }
 
+/// [`Request`] read with its Flink objects typed: a hand-written visitor,
+/// because how `object` is read depends on `kind`, read before it.
+struct TypedRequest(Request);
+
+impl<'de> Deserialize<'de> for TypedRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RequestVisitor)
+    }
+}
+
+struct RequestVisitor;
+
+/// An object as read: typed for the Flink kinds, raw otherwise.
+enum Slot {
+    Raw(Option<Box<RawValue>>),
+    Typed(Option<Typed>),
+}
+
+fn read_object<'de, M: serde::de::MapAccess<'de>>(
+    map: &mut M,
+    kind: Option<&GroupVersionKind>,
+) -> Result<Slot, M::Error> {
+    let flink = kind.filter(|k| k.group == "flink.apache.org");
+    Ok(match flink.map(|k| k.kind.as_str()) {
+        Some("FlinkDeployment") => Slot::Typed(
+            map.next_value::<Option<Box<FlinkObject<FlinkDeploymentSpec>>>>()?
+                .map(Typed::FlinkDeployment),
+        ),
+        Some("FlinkSessionJob") => Slot::Typed(
+            map.next_value::<Option<Box<FlinkObject<FlinkSessionJobSpec>>>>()?
+                .map(Typed::FlinkSessionJob),
+        ),
+        _ => Slot::Raw(map.next_value()?),
+    })
+}
+
+impl<'de> serde::de::Visitor<'de> for RequestVisitor {
+    type Value = TypedRequest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an AdmissionRequest")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<TypedRequest, M::Error> {
+        use serde::de::Error as _;
+        use serde::de::IgnoredAny;
+
+        /// A field seen twice is an error, as in the derived reader.
+        fn once<T, E: serde::de::Error>(
+            slot: &mut Option<T>,
+            value: T,
+            key: &str,
+        ) -> Result<(), E> {
+            match slot.replace(value) {
+                None => Ok(()),
+                Some(_) => Err(E::custom(format!("duplicate field `{key}`"))),
+            }
+        }
+        let (mut uid, mut kind, mut sub_resource, mut name, mut namespace) =
+            (None, None, None, None, None);
+        let (mut operation, mut dry_run, mut object, mut old_object) = (None, None, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "uid" => once(&mut uid, map.next_value::<String>()?, &key)?,
+                "kind" => once(&mut kind, map.next_value::<GroupVersionKind>()?, &key)?,
+                "subResource" => once(&mut sub_resource, map.next_value()?, &key)?,
+                "name" => once(&mut name, map.next_value::<String>()?, &key)?,
+                "namespace" => once(&mut namespace, map.next_value()?, &key)?,
+                "operation" => once(&mut operation, map.next_value::<Operation>()?, &key)?,
+                "dryRun" => once(&mut dry_run, map.next_value()?, &key)?,
+                "object" => once(&mut object, read_object(&mut map, kind.as_ref())?, &key)?,
+                "oldObject" => once(&mut old_object, read_object(&mut map, kind.as_ref())?, &key)?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let split = |slot: Option<Slot>| match slot {
+            None => (None, None),
+            Some(Slot::Raw(raw)) => (raw, None),
+            Some(Slot::Typed(typed)) => (None, typed),
+        };
+        let (object, typed) = split(object);
+        let (old_object, typed_old) = split(old_object);
+        Ok(TypedRequest(Request {
+            uid: uid.unwrap_or_default(),
+            kind: kind.ok_or_else(|| M::Error::missing_field("kind"))?,
+            sub_resource: sub_resource.flatten(),
+            name: name.unwrap_or_default(),
+            namespace: namespace.flatten(),
+            operation: operation.ok_or_else(|| M::Error::missing_field("operation"))?,
+            dry_run: dry_run.flatten(),
+            object,
+            old_object,
+            typed,
+            typed_old,
+        }))
+    }
+}
+
 /// The parse error of `body` with the path where it happened.
 fn json_error_with_path(body: &[u8], plain: serde_json::Error) -> String {
     let mut de = serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, Envelope>(&mut de) {
+    match serde_path_to_error::deserialize::<_, Envelope<Request>>(&mut de) {
         Err(e) => {
             let path = e.path().to_string();
             if path == "." {
