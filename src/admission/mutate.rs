@@ -236,7 +236,7 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
     let mut text = String::with_capacity(tokens.iter().map(|t| t.len() + 3).sum());
     for token in tokens {
         text.push('/');
-        if token.contains(['~', '/']) {
+        if token.bytes().any(|b| b == b'~' || b == b'/') {
             text.push_str(&token.replace('~', "~0").replace('/', "~1"));
         } else {
             text.push_str(token);
