@@ -66,6 +66,39 @@ impl Ops {
         }));
     }
 
+    /// Adds `entries` as members of the object at `path`, of which the
+    /// first `present` levels exist: the missing levels are added whole, in
+    /// one operation; under an existing object each entry is its own, so
+    /// the members already there stay.
+    fn add_entries(&mut self, path: &[&str], present: usize, entries: Map<String, Value>) {
+        if entries.is_empty() {
+            return;
+        }
+        if present >= path.len() {
+            let parent = pointer(path);
+            for (key, value) in entries {
+                let mut path = parent.clone();
+                path.push_back(key.as_str());
+                self.0
+                    .push(PatchOperation::Add(AddOperation { path, value }));
+            }
+            return;
+        }
+        let value =
+            path[present + 1..]
+                .iter()
+                .rev()
+                .fold(Value::Object(entries), |inner, level| {
+                    let mut outer = Map::new();
+                    outer.insert((*level).to_string(), inner);
+                    Value::Object(outer)
+                });
+        self.0.push(PatchOperation::Add(AddOperation {
+            path: pointer(&path[..=present]),
+            value,
+        }));
+    }
+
     /// `None` when nothing changes: the response then carries no patch.
     fn into_patch(self) -> Option<Patch> {
         (!self.0.is_empty()).then_some(Patch(self.0))
@@ -90,16 +123,8 @@ pub fn flink_deployment(
         .filter(|(k, _)| !config::contains(cfg, k))
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    if !missing.is_empty() {
-        match cfg {
-            None => ops.add(["spec", "flinkConfiguration"], Value::Object(missing)),
-            Some(_) => {
-                for (k, v) in missing {
-                    ops.add(["spec", "flinkConfiguration", k.as_str()], v);
-                }
-            }
-        }
-    }
+    let present = if cfg.is_some() { 2 } else { 1 };
+    ops.add_entries(&["spec", "flinkConfiguration"], present, missing);
     if let Some(job) = &spec.job {
         job_defaults(
             &mut ops,
@@ -278,29 +303,16 @@ fn labels<'a>(
     {
         wanted.insert(k, v);
     }
-    if wanted.is_empty() {
-        return;
-    }
-    let as_object = |w: &BTreeMap<&str, &str>| {
-        Value::Object(
-            w.iter()
-                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-                .collect(),
-        )
+    let present = match (metadata, existing) {
+        (None, _) => 0,
+        (Some(_), None) => 1,
+        (Some(_), Some(_)) => 2,
     };
-    match (metadata, existing) {
-        (None, _) => {
-            let mut meta = Map::new();
-            meta.insert("labels".into(), as_object(&wanted));
-            ops.add(["metadata"], Value::Object(meta));
-        }
-        (Some(_), None) => ops.add(["metadata", "labels"], as_object(&wanted)),
-        (Some(_), Some(_)) => {
-            for (k, v) in wanted {
-                ops.add(["metadata", "labels", k], Value::String(v.to_string()));
-            }
-        }
-    }
+    let entries = wanted
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect();
+    ops.add_entries(&["metadata", "labels"], present, entries);
 }
 
 /// `spec.job` defaults, when the job spec is there.
@@ -358,25 +370,52 @@ fn component_resource(
     if let Some(memory) = memory {
         values.insert("memory".into(), Value::String(memory.clone()));
     }
-    if values.is_empty() {
-        return;
-    }
-    if !component_present {
-        let mut component = Map::new();
-        component.insert("resource".into(), Value::Object(values));
-        ops.add(["spec", name], Value::Object(component));
-    } else if resource.is_none() {
-        ops.add(["spec", name, "resource"], Value::Object(values));
-    } else {
-        for (k, v) in values {
-            ops.add(["spec", name, "resource", k.as_str()], v);
-        }
-    }
+    let present = match (component_present, resource) {
+        (false, _) => 1,
+        (true, None) => 2,
+        (true, Some(_)) => 3,
+    };
+    ops.add_entries(&["spec", name, "resource"], present, values);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_add_missing_levels_whole_and_existing_ones_per_key() {
+        let entries = || {
+            let mut m = Map::new();
+            m.insert("a/b".into(), Value::from(1));
+            m.insert("c".into(), Value::from(2));
+            m
+        };
+        let ops = |present| {
+            let mut ops = Ops::default();
+            ops.add_entries(&["metadata", "labels"], present, entries());
+            serde_json::to_value(ops.into_patch()).unwrap()
+        };
+        assert_eq!(
+            ops(0),
+            serde_json::json!([{"op": "add", "path": "/metadata",
+                                "value": {"labels": {"a/b": 1, "c": 2}}}])
+        );
+        assert_eq!(
+            ops(1),
+            serde_json::json!([{"op": "add", "path": "/metadata/labels",
+                                "value": {"a/b": 1, "c": 2}}])
+        );
+        assert_eq!(
+            ops(2),
+            serde_json::json!([
+                {"op": "add", "path": "/metadata/labels/a~1b", "value": 1},
+                {"op": "add", "path": "/metadata/labels/c", "value": 2}
+            ])
+        );
+        let mut none = Ops::default();
+        none.add_entries(&["spec"], 0, Map::new());
+        assert!(none.into_patch().is_none());
+    }
 
     #[test]
     fn pointers_escape_tilde_and_slash() {
