@@ -6,9 +6,8 @@
 //! (for example `jobmanager.memory.heap.size`, or task heap plus managed
 //! memory).
 
-use std::collections::BTreeMap;
-
 use crate::admission::violation::Violation;
+use crate::flink::config::Flat;
 use crate::flink::crd::{Resource, ResourceRequirements};
 use crate::flink::memory::{self, MemoryModelError};
 use crate::flink::pod::Component;
@@ -23,10 +22,23 @@ pub fn process_size_key(component: Component) -> &'static str {
 }
 
 /// Flink's derivation for `component`, keeping only the total process size.
+/// `process_size` is the pod memory the operator writes to
+/// [`process_size_key`], over any value the configuration has.
 fn derive_uncached(
     component: Component,
-    flat: &BTreeMap<String, String>,
+    flat: &Flat,
+    process_size: Option<u64>,
 ) -> Result<u64, MemoryModelError> {
+    let with_pod;
+    let flat = match process_size {
+        Some(bytes) => {
+            let mut f = flat.clone();
+            f.insert(process_size_key(component).to_string(), bytes.to_string());
+            with_pod = f;
+            &with_pod
+        }
+        None => flat,
+    };
     match component {
         Component::JobManager => memory::job_manager(flat).map(|m| m.total_process),
         Component::TaskManager => memory::task_manager(flat).map(|m| m.total_process),
@@ -38,6 +50,7 @@ const REMEMBERED: usize = 32;
 
 type Remembered = (
     Component,
+    Option<u64>,
     Vec<(String, String)>,
     Result<u64, MemoryModelError>,
 );
@@ -45,9 +58,13 @@ type Remembered = (
 /// [`derive_uncached`], remembered: the derivation is pure and cost as much
 /// as the rest of a FlinkDeployment's validation (each review derives both
 /// components, mutation once more), while the reviews of one deployment
-/// repeat its configuration. A hit compares the whole configuration, so it
-/// can never answer for another one.
-fn derive(component: Component, flat: &BTreeMap<String, String>) -> Result<u64, MemoryModelError> {
+/// repeat its configuration. A hit compares the whole configuration and the
+/// pod memory, so it can never answer for another one.
+fn derive(
+    component: Component,
+    flat: &Flat,
+    process_size: Option<u64>,
+) -> Result<u64, MemoryModelError> {
     thread_local! {
         static SEEN: std::cell::RefCell<Vec<Remembered>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -61,45 +78,68 @@ fn derive(component: Component, flat: &BTreeMap<String, String>) -> Result<u64, 
     if let Some(known) = SEEN.with(|seen| {
         seen.borrow()
             .iter()
-            .find(|(c, entries, _)| *c == component && same(entries))
-            .map(|(_, _, result)| result.clone())
+            .find(|(c, size, entries, _)| *c == component && *size == process_size && same(entries))
+            .map(|(_, _, _, result)| result.clone())
     }) {
         return known;
     }
-    let result = derive_uncached(component, flat);
+    let result = derive_uncached(component, flat, process_size);
     SEEN.with(|seen| {
         let mut seen = seen.borrow_mut();
         if seen.len() >= REMEMBERED {
             drop(seen.remove(0)); // the oldest
         }
         let entries = flat.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        seen.push((component, entries, result.clone()));
+        seen.push((component, process_size, entries, result.clone()));
     });
     result
 }
 
 /// True when the configuration sizes the process by itself, rightly or
 /// wrongly; mutation then adds no memory of its own.
-pub fn sized_by_configuration(component: Component, flat: &BTreeMap<String, String>) -> bool {
-    !derive(component, flat).is_err_and(|e| e.is_not_configured())
+pub fn sized_by_configuration(component: Component, flat: &Flat) -> bool {
+    !derive(component, flat, None).is_err_and(|e| e.is_not_configured())
 }
 
-/// The pod memory the operator would deploy with, and the field it came
-/// from: `resources` (request, else limit) when it has any entry, else
-/// `resource.memory`. `None` when absent or unreadable (reported elsewhere).
+/// The pod memory the operator would deploy with, and the field under the
+/// component it came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PodMemory {
+    /// `resources.requests.memory`, `resources.limits.memory` or `resource.memory`.
+    pub field: &'static str,
+    pub bytes: u64,
+}
+
+impl PodMemory {
+    /// The field's path under the component's path `base`.
+    pub fn path(&self, base: &str) -> String {
+        format!("{base}.{}", self.field)
+    }
+}
+
+/// The pod memory: `resources` (request, else limit) when it has any entry,
+/// else `resource.memory`. `None` when absent or unreadable (reported
+/// elsewhere).
 pub fn pod_memory(
-    base: &str,
     resource: Option<&Resource>,
     resources: Option<&ResourceRequirements>,
-) -> Option<(String, u64)> {
+) -> Option<PodMemory> {
     if let Some(r) = resources.filter(|r| !r.is_empty()) {
         let (kind, q) = r.request_or_limit("memory")?;
         let bytes = parse_flink_memory(&quantity_text(q)).ok()?;
-        return Some((format!("{base}.resources.{kind}.memory"), bytes));
+        let field = if kind == "requests" {
+            "resources.requests.memory"
+        } else {
+            "resources.limits.memory"
+        };
+        return Some(PodMemory { field, bytes });
     }
     let text = resource?.memory.as_ref()?;
     let bytes = parse_flink_memory(text).ok()?;
-    Some((format!("{base}.resource.memory"), bytes))
+    Some(PodMemory {
+        field: "resource.memory",
+        bytes,
+    })
 }
 
 /// The memory rule for one component. `pod` is [`pod_memory`];
@@ -109,16 +149,13 @@ pub fn pod_memory(
 pub fn check(
     base: &str,
     component: Component,
-    mut flat: BTreeMap<String, String>,
-    pod: Option<&(String, u64)>,
+    flat: &Flat,
+    pod: Option<&PodMemory>,
     memory_written: bool,
     v: &mut Vec<Violation>,
 ) -> Option<u64> {
     let key = process_size_key(component);
-    if let Some((_, bytes)) = pod {
-        flat.insert(key.to_string(), bytes.to_string());
-    }
-    match derive(component, &flat) {
+    match derive(component, flat, pod.map(|p| p.bytes)) {
         Ok(total) => Some(total),
         Err(e) if e.is_not_configured() => {
             if !memory_written {
@@ -132,11 +169,11 @@ pub fn check(
         }
         Err(e) => {
             let (path, message) = match pod {
-                Some((path, bytes)) => (
-                    path.clone(),
+                Some(pod) => (
+                    pod.path(base),
                     format!(
                         "{} becomes {key}, which Flink cannot divide: {e}",
-                        memory::size(*bytes)
+                        memory::size(pod.bytes)
                     ),
                 ),
                 None => (
@@ -181,13 +218,19 @@ mod tests {
                 let mut f = configs[i % configs.len()].clone();
                 f.insert("pipeline.name".into(), format!("job-{}", i / configs.len()));
                 for c in [Component::JobManager, Component::TaskManager] {
-                    assert_eq!(derive(c, &f), derive_uncached(c, &f), "{c:?} {f:?}");
+                    for pod in [None, Some(2u64 << 30), Some(64 << 20)] {
+                        assert_eq!(
+                            derive(c, &f, pod),
+                            derive_uncached(c, &f, pod),
+                            "{c:?} {pod:?} {f:?}"
+                        );
+                    }
                 }
             }
         }
     }
 
-    fn flat(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn flat(pairs: &[(&str, &str)]) -> Flat {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -203,7 +246,7 @@ mod tests {
             check(
                 "spec.jobManager",
                 Component::JobManager,
-                jm,
+                &jm,
                 None,
                 false,
                 &mut v
@@ -222,11 +265,14 @@ mod tests {
     #[test]
     fn pod_memory_too_small_for_its_parts() {
         let mut v = Vec::new();
-        let pod = ("spec.taskManager.resource.memory".to_string(), 64u64 << 20);
+        let pod = PodMemory {
+            field: "resource.memory",
+            bytes: 64 << 20,
+        };
         check(
             "spec.taskManager",
             Component::TaskManager,
-            flat(&[]),
+            &flat(&[]),
             Some(&pod),
             true,
             &mut v,
@@ -246,7 +292,7 @@ mod tests {
         check(
             "spec.taskManager",
             Component::TaskManager,
-            cfg,
+            &cfg,
             None,
             false,
             &mut v,
@@ -256,7 +302,7 @@ mod tests {
         check(
             "spec.taskManager",
             Component::TaskManager,
-            flat(&[]),
+            &flat(&[]),
             None,
             false,
             &mut v,
@@ -272,12 +318,19 @@ mod tests {
         };
         let reqs: ResourceRequirements =
             serde_json::from_value(serde_json::json!({"limits": {"memory": "2Gi"}})).unwrap();
-        let (path, bytes) = pod_memory("spec.taskManager", Some(&resource), Some(&reqs)).unwrap();
+        let pod = pod_memory(Some(&resource), Some(&reqs)).unwrap();
         assert_eq!(
-            (path.as_str(), bytes),
+            (pod.path("spec.taskManager").as_str(), pod.bytes),
             ("spec.taskManager.resources.limits.memory", 2 << 30)
         );
-        let (path, _) = pod_memory("spec.taskManager", Some(&resource), None).unwrap();
-        assert_eq!(path, "spec.taskManager.resource.memory");
+        let pod = pod_memory(Some(&resource), None).unwrap();
+        assert_eq!(
+            pod.path("spec.taskManager"),
+            "spec.taskManager.resource.memory"
+        );
+        let reqs: ResourceRequirements =
+            serde_json::from_value(serde_json::json!({"requests": {"memory": "1Gi"}})).unwrap();
+        let pod = pod_memory(None, Some(&reqs)).unwrap();
+        assert_eq!(pod.field, "resources.requests.memory");
     }
 }

@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use crate::admission::violation::Violation;
-use crate::flink::config::{self, parse_bool, parse_double, parse_duration};
-use crate::flink::crd::FlinkConfiguration;
+use crate::flink::config::{self, Flat, parse_bool, parse_double, parse_duration};
 
 const ROLLBACK: &str = "kubernetes.operator.deployment.rollback.enabled";
 const HEALTH_CHECK: &str = "kubernetes.operator.cluster.health-check.enabled";
@@ -19,21 +18,27 @@ const RECONCILE_INTERVAL: &[&str] = &[
     "kubernetes.operator.reconcile.interval",
     "kubernetes.operator.reconciler.reschedule.interval",
 ];
+/// `autoscaler_keys(&["enabled"])`, spelled out: every review asks, and
+/// most stop there.
+const AUTOSCALER_ENABLED: &[&str] = &[
+    "job.autoscaler.enabled",
+    "kubernetes.operator.job.autoscaler.enabled",
+];
 const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_METRICS_WINDOW: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_UTILIZATION_TARGET: f64 = 0.7;
 
 /// Every rule here; each broken one adds a violation.
-pub fn check(cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
-    if flag(cfg, &[ROLLBACK], false, v) && !config::high_availability_enabled(cfg) {
+pub fn check(flat: &Flat, v: &mut Vec<Violation>) {
+    if flag(flat, &[ROLLBACK], false, v) && !config::high_availability_enabled(flat) {
         v.push(Violation::new(
             key_path(ROLLBACK),
             "rolling back failed upgrades needs high availability, which is off",
             "set high-availability.type: kubernetes (with high-availability.storageDir), or remove the rollback option",
         ));
     }
-    let health_check = flag(cfg, &[HEALTH_CHECK], false, v);
-    let recovery = flag(cfg, JM_RECOVERY, true, v);
+    let health_check = flag(flat, &[HEALTH_CHECK], false, v);
+    let recovery = flag(flat, JM_RECOVERY, true, v);
     if health_check && !recovery {
         v.push(Violation::new(
             key_path(JM_RECOVERY[0]),
@@ -41,7 +46,7 @@ pub fn check(cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
             format!("remove {} or turn off {HEALTH_CHECK}", JM_RECOVERY[0]),
         ));
     }
-    autoscaler(cfg, v);
+    autoscaler(flat, v);
 }
 
 /// `job.autoscaler.<name>` and the operator's older
@@ -60,9 +65,9 @@ fn autoscaler_keys(names: &[&str]) -> Vec<String> {
 }
 
 /// The first key set, as Flink resolves deprecated and fallback keys.
-fn lookup<S: AsRef<str>>(cfg: Option<&FlinkConfiguration>, keys: &[S]) -> Option<(String, String)> {
+fn lookup<'k, 'f, S: AsRef<str>>(flat: &'f Flat, keys: &'k [S]) -> Option<(&'k str, &'f str)> {
     keys.iter()
-        .find_map(|k| config::get(cfg, k.as_ref()).map(|v| (k.as_ref().to_string(), v)))
+        .find_map(|k| flat.get(k.as_ref()).map(|v| (k.as_ref(), v.as_str())))
 }
 
 fn key_path(key: &str) -> String {
@@ -70,18 +75,13 @@ fn key_path(key: &str) -> String {
 }
 
 /// A boolean option; a value that is not one is reported and counts as the default.
-fn flag<S: AsRef<str>>(
-    cfg: Option<&FlinkConfiguration>,
-    keys: &[S],
-    default: bool,
-    v: &mut Vec<Violation>,
-) -> bool {
-    let Some((key, raw)) = lookup(cfg, keys) else {
+fn flag<S: AsRef<str>>(flat: &Flat, keys: &[S], default: bool, v: &mut Vec<Violation>) -> bool {
+    let Some((key, raw)) = lookup(flat, keys) else {
         return default;
     };
-    parse_bool(&raw).unwrap_or_else(|| {
+    parse_bool(raw).unwrap_or_else(|| {
         v.push(Violation::new(
-            key_path(&key),
+            key_path(key),
             format!("'{raw}' is not a boolean"),
             "write true or false",
         ));
@@ -90,19 +90,19 @@ fn flag<S: AsRef<str>>(
 }
 
 fn duration<S: AsRef<str>>(
-    cfg: Option<&FlinkConfiguration>,
+    flat: &Flat,
     keys: &[S],
     default: Duration,
     v: &mut Vec<Violation>,
 ) -> (Option<String>, Duration) {
-    let Some((key, raw)) = lookup(cfg, keys) else {
+    let Some((key, raw)) = lookup(flat, keys) else {
         return (None, default);
     };
-    match parse_duration(&raw) {
-        Ok(d) => (Some(key), d),
+    match parse_duration(raw) {
+        Ok(d) => (Some(key.to_string()), d),
         Err(e) => {
             v.push(Violation::new(
-                key_path(&key),
+                key_path(key),
                 format!("'{raw}' is not a duration: {e}"),
                 "write a duration like 60 s, 5 min or 1 h",
             ));
@@ -114,16 +114,16 @@ fn duration<S: AsRef<str>>(
 /// A number option within `[min, max]`; `None` when unset or unreadable
 /// (then reported).
 fn number_in<S: AsRef<str>>(
-    cfg: Option<&FlinkConfiguration>,
+    flat: &Flat,
     keys: &[S],
     min: f64,
     max: Option<f64>,
     v: &mut Vec<Violation>,
 ) -> Option<f64> {
-    let (key, raw) = lookup(cfg, keys)?;
-    let Some(x) = parse_double(&raw) else {
+    let (key, raw) = lookup(flat, keys)?;
+    let Some(x) = parse_double(raw) else {
         v.push(Violation::new(
-            key_path(&key),
+            key_path(key),
             format!("'{raw}' is not a number"),
             "write a decimal number such as 0.7",
         ));
@@ -134,7 +134,7 @@ fn number_in<S: AsRef<str>>(
     if x < min || above {
         let upper = max.map_or("+Infinity".to_string(), |m| m.to_string());
         v.push(Violation::new(
-            key_path(&key),
+            key_path(key),
             format!("{raw} is outside the autoscaler's range [{min}, {upper}]"),
             format!("set a value from {min} to {upper}"),
         ));
@@ -143,32 +143,38 @@ fn number_in<S: AsRef<str>>(
 }
 
 /// The autoscaler validator's rules (only when the autoscaler is on).
-pub fn autoscaler(cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
-    if !flag(cfg, &autoscaler_keys(&["enabled"]), false, v) {
+pub fn autoscaler(flat: &Flat, v: &mut Vec<Violation>) {
+    if !flag(flat, AUTOSCALER_ENABLED, false, v) {
         return;
     }
     let k = autoscaler_keys;
-    number_in(cfg, &k(&["scale-down.max-factor"]), 0.0, None, v);
-    number_in(cfg, &k(&["scale-up.max-factor"]), 0.0, None, v);
+    number_in(flat, &k(&["scale-down.max-factor"]), 0.0, None, v);
+    number_in(flat, &k(&["scale-up.max-factor"]), 0.0, None, v);
     let target = number_in(
-        cfg,
+        flat,
         &k(&["utilization.target", "target.utilization"]),
         0.0,
         Some(1.0),
         v,
     )
     .unwrap_or(DEFAULT_UTILIZATION_TARGET);
-    number_in(cfg, &k(&["target.utilization.boundary"]), 0.0, None, v);
-    number_in(cfg, &k(&["utilization.max"]), target, Some(1.0), v);
-    number_in(cfg, &k(&["utilization.min"]), 0.0, Some(target), v);
+    number_in(flat, &k(&["target.utilization.boundary"]), 0.0, None, v);
+    number_in(flat, &k(&["utilization.max"]), target, Some(1.0), v);
+    number_in(flat, &k(&["utilization.min"]), 0.0, Some(target), v);
     number_in(
-        cfg,
+        flat,
         &k(&["memory.gc-pressure.threshold"]),
         0.0,
         Some(1.0),
         v,
     );
-    number_in(cfg, &k(&["memory.heap-usage.threshold"]), 0.0, Some(1.0), v);
+    number_in(
+        flat,
+        &k(&["memory.heap-usage.threshold"]),
+        0.0,
+        Some(1.0),
+        v,
+    );
     // These take effect only with their feature on, so only then are they checked.
     for (feature, option, min) in [
         (
@@ -183,14 +189,14 @@ pub fn autoscaler(cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
         ),
         ("memory.tuning.enabled", "memory.tuning.overhead", 0.0),
     ] {
-        if flag(cfg, &k(&[feature]), false, v) {
-            number_in(cfg, &k(&[option]), min, Some(1.0), v);
+        if flag(flat, &k(&[feature]), false, v) {
+            number_in(flat, &k(&[option]), min, Some(1.0), v);
         }
     }
     // One metric sample per reconcile: a window shorter than the interval
     // never holds the two samples scaling needs.
-    let (window_key, window) = duration(cfg, &k(&["metrics.window"]), DEFAULT_METRICS_WINDOW, v);
-    let (_, interval) = duration(cfg, RECONCILE_INTERVAL, DEFAULT_RECONCILE_INTERVAL, v);
+    let (window_key, window) = duration(flat, &k(&["metrics.window"]), DEFAULT_METRICS_WINDOW, v);
+    let (_, interval) = duration(flat, RECONCILE_INTERVAL, DEFAULT_RECONCILE_INTERVAL, v);
     if window < interval {
         let key = window_key.unwrap_or_else(|| "job.autoscaler.metrics.window".into());
         v.push(Violation::new(
@@ -211,10 +217,28 @@ mod tests {
     use serde_json::{Value, json};
 
     fn run(cfg: Value) -> Vec<Violation> {
-        let cfg: FlinkConfiguration = serde_json::from_value(cfg).unwrap();
+        let cfg: crate::flink::crd::FlinkConfiguration = serde_json::from_value(cfg).unwrap();
         let mut v = Vec::new();
-        check(Some(&cfg), &mut v);
+        check(&config::flatten(Some(&cfg)), &mut v);
         v
+    }
+
+    #[test]
+    fn the_enabled_keys_are_the_autoscaler_keys() {
+        assert_eq!(autoscaler_keys(&["enabled"]), AUTOSCALER_ENABLED);
+    }
+
+    #[test]
+    fn options_are_read_in_the_nested_form_too() {
+        assert_eq!(
+            run(json!({"kubernetes": {"operator": {"deployment.rollback.enabled": "true"}}})).len(),
+            1
+        );
+        assert_eq!(
+            run(json!({"job": {"autoscaler": {"enabled": true, "utilization": {"target": 1.5}}}}))
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! the policy's limits. Every rule adds to one list, so a denial names every
 //! problem at once.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::Value;
 
@@ -14,12 +12,11 @@ use crate::admission::cluster_view::{ClusterView, Presence, SessionCluster};
 use crate::admission::violation::{Violation, show};
 use crate::admission::{component_memory, operator_options};
 use crate::flink::config::{
-    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, LAST_STATE_MAX_CHECKPOINT_AGE_KEY,
+    self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, Flat, LAST_STATE_MAX_CHECKPOINT_AGE_KEY,
     OPERATOR_OWNED_KEYS, PERIODIC_SAVEPOINT_INTERVAL_KEY, SAVEPOINT_DIR_KEYS,
 };
 use crate::flink::crd::{
-    FlinkConfiguration, FlinkDeploymentSpec, FlinkSessionJobSpec, JobSpec, Resource,
-    ResourceRequirements,
+    FlinkDeploymentSpec, FlinkSessionJobSpec, JobSpec, Resource, ResourceRequirements,
 };
 use crate::flink::pod::{Component, MAIN_CONTAINER};
 use crate::flink::schema::FLINK_VERSIONS;
@@ -52,9 +49,9 @@ pub fn flink_deployment(
     let mut v = Vec::new();
     v.extend(cluster_name("metadata.name", ctx.name));
     flink_version(spec.flink_version.as_deref(), ctx, &mut v);
-    forbidden_keys(spec.flink_configuration.as_ref(), ctx, &mut v);
-    let cfg = spec.flink_configuration.as_ref();
-    operator_options::check(cfg, &mut v);
+    let flat = config::flatten(spec.flink_configuration.as_ref());
+    forbidden_keys(&flat, ctx, &mut v);
+    operator_options::check(&flat, &mut v);
     if let Some(last) = last {
         spec_change(spec, last, &mut v);
     }
@@ -62,12 +59,11 @@ pub fn flink_deployment(
         let tm_replicas = spec.task_manager.as_ref().and_then(|t| t.replicas);
         job_fields(job, &mut v);
         deployment_parallelism(job, tm_replicas, ctx, &mut v);
-        state_directories(job, cfg, &mut v);
+        state_directories(job, &flat, &mut v);
     }
-    replicas(spec, cfg, &mut v);
+    replicas(spec, &flat, &mut v);
     let jm = spec.job_manager.as_ref();
     let tm = spec.task_manager.as_ref();
-    let flat = config::flatten(cfg);
     component_resources(
         "spec.jobManager",
         Component::JobManager,
@@ -129,7 +125,7 @@ pub fn flink_deployment(
         v.push(image_violation("spec.image", image, ctx));
     }
     if ctx.rules.limits.require_checkpointing {
-        if config::first(cfg, CHECKPOINT_INTERVAL_KEYS).is_none() {
+        if config::first_in(&flat, CHECKPOINT_INTERVAL_KEYS).is_none() {
             v.push(Violation::new(
                 "spec.flinkConfiguration[execution.checkpointing.interval]",
                 format!(
@@ -139,7 +135,7 @@ pub fn flink_deployment(
                 "set execution.checkpointing.interval, e.g. '60 s'",
             ));
         }
-        if config::first(cfg, CHECKPOINT_DIR_KEYS).is_none() {
+        if config::first_in(&flat, CHECKPOINT_DIR_KEYS).is_none() {
             v.push(missing_checkpoint_dir(
                 "checkpointing is required in this namespace",
             ));
@@ -178,7 +174,11 @@ pub fn flink_session_job(
             "delete the FlinkSessionJob and create it again to move it to another session cluster",
         ));
     }
-    forbidden_keys(spec.flink_configuration.as_ref(), ctx, &mut v);
+    forbidden_keys(
+        &config::flatten(spec.flink_configuration.as_ref()),
+        ctx,
+        &mut v,
+    );
     match &spec.job {
         None => v.push(Violation::new(
             "spec.job",
@@ -232,11 +232,7 @@ fn with_session_cluster(
     }
     let mut effective = config::flatten(cluster.flink_configuration.as_ref());
     effective.extend(config::flatten(spec.flink_configuration.as_ref()));
-    let merged: FlinkConfiguration = effective
-        .into_iter()
-        .map(|(k, val)| (k, Value::String(val)))
-        .collect();
-    state_directories(job, Some(&merged), v);
+    state_directories(job, &effective, v);
     if job.parallelism.is_none() {
         v.push(Violation::new(
             "spec.job.parallelism",
@@ -244,7 +240,7 @@ fn with_session_cluster(
             "set spec.job.parallelism to at least 1",
         ));
     }
-    operator_options::autoscaler(Some(&merged), v);
+    operator_options::autoscaler(&effective, v);
 }
 
 /// A FlinkStateSnapshot, as the operator's validator judges one: exactly one
@@ -378,7 +374,7 @@ pub fn flink_pod(pod: &Pod, component: Component, ctx: &Context) -> Vec<Violatio
                 if let Some(q) = amount(kind, key) {
                     let value = Value::String(q.0.clone());
                     check_amount(
-                        &format!("{path}.{kind}.{key}"),
+                        &|| format!("{path}.{kind}.{key}"),
                         key,
                         &value,
                         limits,
@@ -497,9 +493,9 @@ fn spec_change(spec: &FlinkDeploymentSpec, last: &FlinkDeploymentSpec, v: &mut V
     }
 }
 
-fn forbidden_keys(cfg: Option<&FlinkConfiguration>, ctx: &Context, v: &mut Vec<Violation>) {
+fn forbidden_keys(flat: &Flat, ctx: &Context, v: &mut Vec<Violation>) {
     for key in OPERATOR_OWNED_KEYS {
-        if let Some(value) = config::get(cfg, key) {
+        if let Some(value) = flat.get(*key) {
             v.push(Violation::new(
                 format!("spec.flinkConfiguration[{key}]"),
                 format!("is set to '{value}', but the operator sets {key} itself"),
@@ -508,7 +504,7 @@ fn forbidden_keys(cfg: Option<&FlinkConfiguration>, ctx: &Context, v: &mut Vec<V
         }
     }
     for key in &ctx.rules.limits.forbidden_config_keys {
-        if let Some(value) = config::get(cfg, key) {
+        if let Some(value) = flat.get(key) {
             v.push(Violation::new(
                 format!("spec.flinkConfiguration[{key}]"),
                 format!(
@@ -616,18 +612,18 @@ fn missing_checkpoint_dir(why: &str) -> Violation {
 
 /// A directory key with a value that is not only blanks, as the operator
 /// reads one.
-fn directory_set(cfg: Option<&FlinkConfiguration>, keys: &[&str]) -> bool {
-    config::first(cfg, keys).is_some_and(|(_, dir)| !dir.trim().is_empty())
+fn directory_set(flat: &Flat, keys: &[&str]) -> bool {
+    config::first_in(flat, keys).is_some_and(|(_, dir)| !dir.trim().is_empty())
 }
 
-fn state_directories(job: &JobSpec, cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
+fn state_directories(job: &JobSpec, flat: &Flat, v: &mut Vec<Violation>) {
     let mode = job.upgrade_mode.as_deref().unwrap_or("stateless");
-    if mode != "stateless" && !directory_set(cfg, CHECKPOINT_DIR_KEYS) {
+    if mode != "stateless" && !directory_set(flat, CHECKPOINT_DIR_KEYS) {
         v.push(missing_checkpoint_dir(&format!(
             "spec.job.upgradeMode {mode} restores from checkpoints"
         )));
     }
-    if directory_set(cfg, SAVEPOINT_DIR_KEYS) {
+    if directory_set(flat, SAVEPOINT_DIR_KEYS) {
         return;
     }
     let mut needs = Vec::new();
@@ -637,11 +633,11 @@ fn state_directories(job: &JobSpec, cfg: Option<&FlinkConfiguration>, v: &mut Ve
     if job.savepoint_trigger_nonce.is_some() {
         needs.push("spec.job.savepointTriggerNonce");
     }
-    if config::get(cfg, PERIODIC_SAVEPOINT_INTERVAL_KEY).is_some() {
+    if flat.contains_key(PERIODIC_SAVEPOINT_INTERVAL_KEY) {
         needs.push(PERIODIC_SAVEPOINT_INTERVAL_KEY);
     }
     // Past that age a last-state upgrade takes a savepoint instead.
-    if config::get(cfg, LAST_STATE_MAX_CHECKPOINT_AGE_KEY).is_some() {
+    if flat.contains_key(LAST_STATE_MAX_CHECKPOINT_AGE_KEY) {
         needs.push(LAST_STATE_MAX_CHECKPOINT_AGE_KEY);
     }
     if !needs.is_empty() {
@@ -653,7 +649,7 @@ fn state_directories(job: &JobSpec, cfg: Option<&FlinkConfiguration>, v: &mut Ve
     }
 }
 
-fn replicas(spec: &FlinkDeploymentSpec, cfg: Option<&FlinkConfiguration>, v: &mut Vec<Violation>) {
+fn replicas(spec: &FlinkDeploymentSpec, flat: &Flat, v: &mut Vec<Violation>) {
     if let Some(r) = spec.job_manager.as_ref().and_then(|j| j.replicas) {
         if r < 1 {
             v.push(Violation::new(
@@ -661,7 +657,7 @@ fn replicas(spec: &FlinkDeploymentSpec, cfg: Option<&FlinkConfiguration>, v: &mu
                 format!("{r} is below 1"),
                 "set spec.jobManager.replicas to 1 (or more with high availability)",
             ));
-        } else if r > 1 && !config::high_availability_enabled(cfg) {
+        } else if r > 1 && !config::high_availability_enabled(flat) {
             v.push(Violation::new(
                 "spec.jobManager.replicas",
                 format!("{r} standby JobManagers need high availability, which is off"),
@@ -686,7 +682,7 @@ fn component_resources(
     component: Component,
     resource: Option<&Resource>,
     resources: Option<&ResourceRequirements>,
-    flat: &BTreeMap<String, String>,
+    flat: &Flat,
     limits: &ComponentLimits,
     require: bool,
     v: &mut Vec<Violation>,
@@ -694,32 +690,27 @@ fn component_resources(
     let title = component.title();
     let mut memory_given = false;
     let mut cpu_given = false;
+    // Paths are written only for a violation: most reviews have none.
     if let Some(r) = resource {
         if let Some(mem) = &r.memory {
             memory_given = true;
+            let path = || format!("{base}.resource.memory");
             match parse_flink_memory(mem) {
-                Ok(bytes) => check_bytes(
-                    &format!("{base}.resource.memory"),
-                    mem,
-                    bytes as f64,
-                    limits,
-                    title,
-                    v,
-                ),
+                Ok(bytes) => check_bytes(&path, &mem, bytes as f64, limits, title, v),
                 Err(e) => v.push(Violation::new(
-                    format!("{base}.resource.memory"),
+                    path(),
                     e.to_string(),
                     "write memory like 2048m, 2g or 2Gi",
                 )),
             }
         }
         if let Some(storage) = &r.ephemeral_storage {
-            ephemeral_storage(&format!("{base}.resource.ephemeralStorage"), storage, v);
+            ephemeral_storage(&|| format!("{base}.resource.ephemeralStorage"), storage, v);
         }
         if let Some(cpu) = r.cpu {
             cpu_given = true;
             check_amount(
-                &format!("{base}.resource.cpu"),
+                &|| format!("{base}.resource.cpu"),
                 "cpu",
                 &Value::from(cpu),
                 limits,
@@ -737,7 +728,7 @@ fn component_resources(
                 if key == "cpu" {
                     cpu_given = true;
                 }
-                let path = format!("{base}.resources.{kind}.{key}");
+                let path = || format!("{base}.resources.{kind}.{key}");
                 if key == "cpu" || key == "memory" {
                     check_amount(&path, key, q, limits, title, v);
                 } else {
@@ -747,15 +738,14 @@ fn component_resources(
         }
         requests_within_limits(base, rr, v);
     }
-    let pod = component_memory::pod_memory(base, resource, resources);
-    let total =
-        component_memory::check(base, component, flat.clone(), pod.as_ref(), memory_given, v);
+    let pod = component_memory::pod_memory(resource, resources);
+    let total = component_memory::check(base, component, flat, pod.as_ref(), memory_given, v);
     // A pod memory is held to the maximum where it is written; a process
     // sized by the configuration alone, here.
     if let (None, Some(total)) = (&pod, total) {
         check_bytes(
-            "spec.flinkConfiguration",
-            &format!(
+            &|| "spec.flinkConfiguration".to_string(),
+            &format_args!(
                 "the derived process size {}",
                 crate::flink::memory::size(total)
             ),
@@ -796,16 +786,19 @@ fn requests_within_limits(base: &str, rr: &ResourceRequirements, v: &mut Vec<Vio
     }
 }
 
-fn ephemeral_storage(path: &str, raw: &str, v: &mut Vec<Violation>) {
+/// A field path, written only when a violation names it.
+type LazyPath<'a> = &'a dyn Fn() -> String;
+
+fn ephemeral_storage(path: LazyPath, raw: &str, v: &mut Vec<Violation>) {
     match parse_quantity(raw) {
         Ok(bytes) if bytes < 0.0 => v.push(Violation::new(
-            path,
+            path(),
             format!("'{raw}' is negative"),
             "set a positive size such as 10Gi",
         )),
         Ok(_) => {}
         Err(e) => v.push(Violation::new(
-            path,
+            path(),
             e.to_string(),
             "write the size like 10Gi or 500M",
         )),
@@ -814,16 +807,16 @@ fn ephemeral_storage(path: &str, raw: &str, v: &mut Vec<Violation>) {
 
 /// Any other resource (ephemeral-storage, extended resources): a quantity
 /// Kubernetes reads, and not negative.
-fn other_quantity(path: &str, value: &Value, v: &mut Vec<Violation>) {
+fn other_quantity(path: LazyPath, value: &Value, v: &mut Vec<Violation>) {
     match parse_quantity_value(value) {
         Ok(x) if x < 0.0 => v.push(Violation::new(
-            path,
+            path(),
             format!("{} is negative", show(value)),
             "set a quantity of zero or more",
         )),
         Ok(_) => {}
         Err(e) => v.push(Violation::new(
-            path,
+            path(),
             e.to_string(),
             "write a Kubernetes quantity such as 10Gi or 1",
         )),
@@ -832,7 +825,7 @@ fn other_quantity(path: &str, value: &Value, v: &mut Vec<Violation>) {
 
 /// A cpu or memory amount: parseable, positive, within the component's maximum.
 fn check_amount(
-    path: &str,
+    path: LazyPath,
     key: &str,
     value: &Value,
     limits: &ComponentLimits,
@@ -851,7 +844,7 @@ fn check_amount(
         Ok(a) => a,
         Err(e) => {
             v.push(Violation::new(
-                path,
+                path(),
                 e.to_string(),
                 format!(
                     "write {key} like {}",
@@ -863,7 +856,7 @@ fn check_amount(
     };
     if amount <= 0.0 {
         v.push(Violation::new(
-            path,
+            path(),
             format!("{} must be positive", show(value)),
             format!("set a positive {key}"),
         ));
@@ -874,7 +867,7 @@ fn check_amount(
             && amount > max
         {
             v.push(Violation::new(
-                path,
+                path(),
                 format!(
                     "{} cores is above the {component} maximum of {max}",
                     show(value)
@@ -883,13 +876,14 @@ fn check_amount(
             ));
         }
     } else {
-        check_bytes(path, &value.to_string(), amount, limits, component, v);
+        check_bytes(path, value, amount, limits, component, v);
     }
 }
 
+/// `raw` is the amount as the user wrote it, for the message.
 fn check_bytes(
-    path: &str,
-    raw: &str,
+    path: LazyPath,
+    raw: &dyn std::fmt::Display,
     bytes: f64,
     limits: &ComponentLimits,
     component: impl std::fmt::Display,
@@ -897,7 +891,7 @@ fn check_bytes(
 ) {
     if bytes <= 0.0 {
         v.push(Violation::new(
-            path,
+            path(),
             format!("{raw} must be positive"),
             "set a positive memory size",
         ));
@@ -907,7 +901,7 @@ fn check_bytes(
         && bytes > max
     {
         v.push(Violation::new(
-            path,
+            path(),
             format!(
                 "{raw} ({}) is above the {component} maximum of {max_raw}",
                 format_bytes(bytes)
@@ -926,15 +920,7 @@ fn ingress_template(template: Option<&str>, ctx: &Context, v: &mut Vec<Violation
         ));
         return;
     };
-    // As the operator does: add a scheme when missing, then substitute.
-    let with_scheme = if t.starts_with("http://") || t.starts_with("https://") {
-        t.to_string()
-    } else {
-        format!("http://{t}")
-    };
-    let url = with_scheme
-        .replace("{{name}}", ctx.name)
-        .replace("{{namespace}}", ctx.namespace);
+    let url = ingress_url(t, ctx.name, ctx.namespace);
     if let Err(e) = url::Url::parse(&url) {
         v.push(Violation::new(
             "spec.ingress.template",
@@ -942,6 +928,33 @@ fn ingress_template(template: Option<&str>, ctx: &Context, v: &mut Vec<Violation
             "use a host or path template with only {{name}} and {{namespace}} placeholders",
         ));
     }
+}
+
+/// The operator's ingress URL: `http://` added when the template has no
+/// scheme, then `{{name}}` and `{{namespace}}` substituted, in one buffer.
+/// (Names are DNS labels, so a substituted name never forms a placeholder.)
+fn ingress_url(template: &str, name: &str, namespace: &str) -> String {
+    let mut url = String::with_capacity(template.len() + 7 + name.len() + namespace.len());
+    if !(template.starts_with("http://") || template.starts_with("https://")) {
+        url.push_str("http://");
+    }
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        url.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("{{name}}") {
+            url.push_str(name);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{{namespace}}") {
+            url.push_str(namespace);
+            rest = after;
+        } else {
+            url.push('{');
+            rest = &tail[1..];
+        }
+    }
+    url.push_str(rest);
+    url
 }
 
 fn jar_uri(raw: &str, ctx: &Context, v: &mut Vec<Violation>) {
@@ -1016,4 +1029,33 @@ fn image_violation(path: &str, image: &str, ctx: &Context) -> Violation {
             ctx.rules.limits.image_registries.join(", ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ingress_url_substitutes_as_the_operator_does() {
+        let twice = |t: &str| {
+            let with_scheme = if t.starts_with("http://") || t.starts_with("https://") {
+                t.to_string()
+            } else {
+                format!("http://{t}")
+            };
+            with_scheme
+                .replace("{{name}}", "app")
+                .replace("{{namespace}}", "team-a")
+        };
+        for t in [
+            "{{name}}.{{namespace}}.flink.example.com",
+            "https://flink.example.com/{{namespace}}/{{name}}(/|$)(.*)",
+            "http://x/{{name}}{{name}}",
+            "{{nam}}{{{name}}}{{",
+            "{{namespace}}{{name",
+            "plain.example.com",
+            "",
+            "ü{{name}}ü",
+        ] {
+            assert_eq!(super::ingress_url(t, "app", "team-a"), twice(t), "{t}");
+        }
+    }
 }

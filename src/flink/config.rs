@@ -52,10 +52,21 @@ pub fn contains(config: Option<&FlinkConfiguration>, key: &str) -> bool {
     get(config, key).is_some()
 }
 
+/// `flinkConfiguration` as Flink reads it (see [`flatten`]). Rules that look
+/// up many keys read this once: each lookup is then one search that
+/// borrows, where [`get`] walks the nested form and copies the value.
+pub type Flat = BTreeMap<String, String>;
+
+/// The first of `keys` set in `flat`, with its value.
+pub fn first_in<'f, 'k>(flat: &'f Flat, keys: &[&'k str]) -> Option<(&'k str, &'f str)> {
+    keys.iter()
+        .find_map(|k| flat.get(*k).map(|v| (*k, v.as_str())))
+}
+
 /// The configuration as Flink reads it: one flat `key -> value` map, nested
 /// YAML joined with dots, lists in Flink's `a;b;c` notation. A flat key wins
 /// over the same key written nested.
-pub fn flatten(config: Option<&FlinkConfiguration>) -> BTreeMap<String, String> {
+pub fn flatten(config: Option<&FlinkConfiguration>) -> Flat {
     fn walk(key: String, v: &Value, out: &mut BTreeMap<String, String>) {
         match v {
             Value::Object(map) => {
@@ -187,10 +198,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// True when high availability is switched on (any type but NONE).
-pub fn high_availability_enabled(config: Option<&FlinkConfiguration>) -> bool {
-    first(config, HA_KEYS)
-        .map(|(_, v)| !v.trim().is_empty() && !v.eq_ignore_ascii_case("none"))
-        .unwrap_or(false)
+pub fn high_availability_enabled(flat: &Flat) -> bool {
+    first_in(flat, HA_KEYS)
+        .is_some_and(|(_, v)| !v.trim().is_empty() && !v.eq_ignore_ascii_case("none"))
 }
 
 #[cfg(test)]
@@ -277,12 +287,13 @@ mod tests {
 
     #[test]
     fn high_availability_detection() {
-        assert!(high_availability_enabled(Some(&cfg(
-            json!({"high-availability.type": "kubernetes"})
-        ))));
-        assert!(!high_availability_enabled(Some(&cfg(
-            json!({"high-availability.type": "NONE"})
-        ))));
-        assert!(!high_availability_enabled(None));
+        let on = |v: Value| high_availability_enabled(&flatten(Some(&cfg(v))));
+        assert!(on(json!({"high-availability.type": "kubernetes"})));
+        // The nested form and the older key count too.
+        assert!(on(json!({"high-availability": {"type": "kubernetes"}})));
+        assert!(on(json!({"high-availability": "kubernetes"})));
+        assert!(!on(json!({"high-availability.type": "NONE"})));
+        assert!(!on(json!({"high-availability.type": " "})));
+        assert!(!high_availability_enabled(&Flat::new()));
     }
 }
