@@ -70,20 +70,29 @@ impl Ops {
     /// first `present` levels exist: the missing levels are added whole, in
     /// one operation; under an existing object each entry is its own, so
     /// the members already there stay.
-    fn add_entries(&mut self, path: &[&str], present: usize, entries: Map<String, Value>) {
-        if entries.is_empty() {
+    fn add_entries<'a>(
+        &mut self,
+        path: &[&str],
+        present: usize,
+        entries: impl IntoIterator<Item = (&'a str, Value)>,
+    ) {
+        let mut entries = entries.into_iter().peekable();
+        if entries.peek().is_none() {
             return;
         }
         if present >= path.len() {
-            let parent = pointer(path);
+            let mut tokens = path.to_vec();
+            tokens.push("");
             for (key, value) in entries {
-                let mut path = parent.clone();
-                path.push_back(key.as_str());
-                self.0
-                    .push(PatchOperation::Add(AddOperation { path, value }));
+                *tokens.last_mut().expect("pushed above") = key;
+                self.0.push(PatchOperation::Add(AddOperation {
+                    path: pointer(&tokens),
+                    value,
+                }));
             }
             return;
         }
+        let entries: Map<String, Value> = entries.map(|(k, v)| (k.to_string(), v)).collect();
         let value =
             path[present + 1..]
                 .iter()
@@ -117,12 +126,14 @@ pub fn flink_deployment(
         return ops.into_patch();
     };
     let cfg = spec.flink_configuration.as_ref();
-    let missing: Map<String, Value> = d
+    // A default applies where Flink would find no value; a member of that
+    // very name (say a nested object) is never replaced.
+    let mut flat = config::flatten(cfg);
+    let missing = d
         .flink_configuration
         .iter()
-        .filter(|(k, _)| !config::contains(cfg, k))
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+        .filter(|(k, _)| !flat.contains_key(*k) && !cfg.is_some_and(|c| c.contains_key(*k)))
+        .map(|(k, v)| (k.as_str(), Value::String(v.clone())));
     let present = if cfg.is_some() { 2 } else { 1 };
     ops.add_entries(&["spec", "flinkConfiguration"], present, missing);
     if let Some(job) = &spec.job {
@@ -137,9 +148,10 @@ pub fn flink_deployment(
     // where it sizes a process by itself (even with only finer keys such as
     // jobmanager.memory.heap.size), a default pod memory would override
     // that, and possibly with a total smaller than its parts.
-    let mut flat = config::flatten(cfg);
     for (k, v) in &d.flink_configuration {
-        flat.entry(k.clone()).or_insert_with(|| v.clone());
+        if !flat.contains_key(k) {
+            flat.insert(k.clone(), v.clone());
+        }
     }
     let jm = spec.job_manager.as_ref();
     let tm = spec.task_manager.as_ref();
@@ -261,15 +273,16 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
     let mut text = String::with_capacity(tokens.iter().map(|t| t.len() + 3).sum());
     for token in tokens {
         text.push('/');
-        if token.bytes().any(|b| b == b'~' || b == b'/') {
+        if token.contains('~') || token.contains('/') {
             text.push_str(&token.replace('~', "~0").replace('/', "~1"));
         } else {
             text.push_str(token);
         }
     }
-    // Escaped above, so it parses; were it not to, from_tokens is the
-    // same pointer, built the slow way.
-    PointerBuf::parse(text).unwrap_or_else(|_| PointerBuf::from_tokens(tokens.iter().copied()))
+    // SAFETY: every token is escaped above and follows a '/', which is
+    // all RFC 6901 asks; `pointers_escape_tilde_and_slash` holds it to
+    // `from_tokens`. Parsing it again cost as much as building it.
+    unsafe { PointerBuf::new_unchecked(text) }
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -310,8 +323,7 @@ fn labels<'a>(
     };
     let entries = wanted
         .into_iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-        .collect();
+        .map(|(k, v)| (k, Value::String(v.to_string())));
     ops.add_entries(&["metadata", "labels"], present, entries);
 }
 
@@ -363,19 +375,20 @@ fn component_resource(
         resource.is_some_and(|r| r.memory.is_some()) || in_resources("memory") || memory_in_config;
     let cpu = defaults.cpu.filter(|_| !cpu_given);
     let memory = defaults.memory.as_ref().filter(|_| !memory_given);
-    let mut values = Map::new();
-    if let Some(cpu) = cpu {
-        values.insert("cpu".into(), Value::from(cpu));
-    }
-    if let Some(memory) = memory {
-        values.insert("memory".into(), Value::String(memory.clone()));
-    }
+    let values = [
+        cpu.map(|c| ("cpu", Value::from(c))),
+        memory.map(|m| ("memory", Value::String(m.clone()))),
+    ];
     let present = match (component_present, resource) {
         (false, _) => 1,
         (true, None) => 2,
         (true, Some(_)) => 3,
     };
-    ops.add_entries(&["spec", name, "resource"], present, values);
+    ops.add_entries(
+        &["spec", name, "resource"],
+        present,
+        values.into_iter().flatten(),
+    );
 }
 
 #[cfg(test)]
@@ -384,12 +397,7 @@ mod tests {
 
     #[test]
     fn entries_add_missing_levels_whole_and_existing_ones_per_key() {
-        let entries = || {
-            let mut m = Map::new();
-            m.insert("a/b".into(), Value::from(1));
-            m.insert("c".into(), Value::from(2));
-            m
-        };
+        let entries = || [("a/b", Value::from(1)), ("c", Value::from(2))];
         let ops = |present| {
             let mut ops = Ops::default();
             ops.add_entries(&["metadata", "labels"], present, entries());
@@ -413,7 +421,7 @@ mod tests {
             ])
         );
         let mut none = Ops::default();
-        none.add_entries(&["spec"], 0, Map::new());
+        none.add_entries(&["spec"], 0, []);
         assert!(none.into_patch().is_none());
     }
 
@@ -424,11 +432,15 @@ mod tests {
             "/metadata/labels/flinkgate.io~1admitted"
         );
         assert_eq!(pointer(&["a~/b", "", "c"]).as_str(), "/a~0~1b//c");
-        for tokens in [&["x", "a/b~c"][..], &["~1"], &[]] {
-            assert_eq!(
-                pointer(tokens),
-                PointerBuf::from_tokens(tokens.iter().copied())
-            );
+        for tokens in [
+            &["x", "a/b~c"][..],
+            &["~1"],
+            &[],
+            &["~", "/", "~~//", "ü/~0"],
+        ] {
+            let built = pointer(tokens);
+            assert_eq!(built, PointerBuf::from_tokens(tokens.iter().copied()));
+            assert!(PointerBuf::parse(built.as_str()).is_ok(), "{built}");
         }
     }
 }
