@@ -101,7 +101,17 @@ pub fn check_object(
         return report;
     }
     let mut patched = obj.clone();
-    if let Some(p) = &mutated.patch
+    let patch = match mutated.patch.as_ref().map(|p| p.to_patch()).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            report.verdict = "denied";
+            report.error = Some(format!(
+                "internal error: the computed patch is not a JSON Patch: {e}"
+            ));
+            return report;
+        }
+    };
+    if let Some(p) = &patch
         && let Err(e) = json_patch::patch(&mut patched, p)
     {
         report.verdict = "denied";
@@ -110,7 +120,7 @@ pub fn check_object(
         ));
         return report;
     }
-    report.patch = mutated.patch;
+    report.patch = patch;
     let validated = evaluate(
         Endpoint::Validate,
         rules,

@@ -66,7 +66,7 @@ pub struct Outcome {
     pub violations: Vec<Violation>,
     /// What could not be checked; shown whatever the verdict.
     pub warnings: Vec<String>,
-    pub patch: Option<json_patch::Patch>,
+    pub patch: Option<mutate::PatchText>,
     /// The object does not have the resource's shape; the reason.
     pub malformed: Option<String>,
 }
@@ -492,7 +492,7 @@ pub fn respond(uid: &str, s: &Subject, mode: Mode, outcome: Outcome) -> Admissio
     if let Some(patch) = outcome.patch
         && resp.allowed
     {
-        resp = match review::with_patch(resp, &patch) {
+        resp = match review::with_patch(resp, patch.into_bytes()) {
             Ok(r) => r,
             Err(e) => review::deny(
                 uid,

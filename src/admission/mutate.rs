@@ -8,9 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation};
-use serde::Deserialize;
+use json_patch::Patch;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::admission::component_memory;
@@ -54,27 +53,60 @@ pub struct ContainerView {
     pub resources: Option<Value>,
 }
 
-/// The operations of one mutation, in the order they are found.
+/// A mutation's RFC 6902 patch, as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchText(Vec<u8>);
+
+impl PatchText {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// The operations, typed, for applying the patch here (`flinkgate check`).
+    pub fn to_patch(&self) -> Result<Patch, serde_json::Error> {
+        serde_json::from_slice(&self.0)
+    }
+}
+
+/// The operations of one mutation, written as the patch's text in the
+/// order they are found. Mutation only adds, so nothing is kept typed to be
+/// serialised later: building, writing and dropping typed operations was a
+/// third of a mutation.
 #[derive(Default)]
-struct Ops(Vec<PatchOperation>);
+struct Ops(Vec<u8>);
 
 impl Ops {
-    fn add<const N: usize>(&mut self, path: [&str; N], value: Value) {
-        self.0.push(PatchOperation::Add(AddOperation {
-            path: pointer(&path),
-            value,
-        }));
+    fn add<const N: usize, T: PatchValue + ?Sized>(&mut self, path: [&str; N], value: &T) {
+        self.add_at(&path, value);
+    }
+
+    fn add_at<T: PatchValue + ?Sized>(&mut self, tokens: &[&str], value: &T) {
+        if self.0.is_empty() {
+            self.0.reserve(512);
+            self.0.push(b'[');
+        } else {
+            self.0.push(b',');
+        }
+        self.0.extend_from_slice(br#"{"op":"add","path":"#);
+        write_pointer(&mut self.0, tokens);
+        self.0.extend_from_slice(br#","value":"#);
+        value.write(&mut self.0);
+        self.0.push(b'}');
     }
 
     /// Adds `entries` as members of the object at `path`, of which the
     /// first `present` levels exist: the missing levels are added whole, in
     /// one operation; under an existing object each entry is its own, so
     /// the members already there stay.
-    fn add_entries<'a>(
+    fn add_entries<'a, V: PatchValue + Into<Value>>(
         &mut self,
         path: &[&str],
         present: usize,
-        entries: impl IntoIterator<Item = (&'a str, Value)>,
+        entries: impl IntoIterator<Item = (&'a str, V)>,
     ) {
         let mut entries = entries.into_iter().peekable();
         if entries.peek().is_none() {
@@ -85,14 +117,11 @@ impl Ops {
             tokens.push("");
             for (key, value) in entries {
                 *tokens.last_mut().expect("pushed above") = key;
-                self.0.push(PatchOperation::Add(AddOperation {
-                    path: pointer(&tokens),
-                    value,
-                }));
+                self.add_at(&tokens, &value);
             }
             return;
         }
-        let entries: Map<String, Value> = entries.map(|(k, v)| (k.to_string(), v)).collect();
+        let entries: Map<String, Value> = entries.map(|(k, v)| (k.to_string(), v.into())).collect();
         let value =
             path[present + 1..]
                 .iter()
@@ -102,15 +131,90 @@ impl Ops {
                     outer.insert((*level).to_string(), inner);
                     Value::Object(outer)
                 });
-        self.0.push(PatchOperation::Add(AddOperation {
-            path: pointer(&path[..=present]),
-            value,
-        }));
+        self.add_at(&path[..=present], &value);
     }
 
     /// `None` when nothing changes: the response then carries no patch.
-    fn into_patch(self) -> Option<Patch> {
-        (!self.0.is_empty()).then_some(Patch(self.0))
+    fn into_patch(mut self) -> Option<PatchText> {
+        if self.0.is_empty() {
+            return None;
+        }
+        self.0.push(b']');
+        Some(PatchText(self.0))
+    }
+}
+
+/// A value an operation adds, written as JSON.
+trait PatchValue {
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+impl PatchValue for str {
+    fn write(&self, out: &mut Vec<u8>) {
+        write_str(out, self);
+    }
+}
+
+impl PatchValue for i32 {
+    fn write(&self, out: &mut Vec<u8>) {
+        write_json(out, self);
+    }
+}
+
+impl PatchValue for Value {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::String(s) => write_str(out, s),
+            other => write_json(out, other),
+        }
+    }
+}
+
+impl<T: PatchValue + ?Sized> PatchValue for &T {
+    fn write(&self, out: &mut Vec<u8>) {
+        (**self).write(out);
+    }
+}
+
+/// Numbers, strings and JSON values: writing them to memory cannot fail (a
+/// Value's keys are strings, and it holds no NaN).
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// Whether `s` has a byte JSON escapes in a string (serde_json's set:
+/// quote, backslash and control characters), or, with `pointer`, one RFC
+/// 6901 escapes (`~`, `/`). Without early exit, so the scan vectorises.
+fn needs_escape(s: &str, pointer: bool) -> bool {
+    s.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\') | (pointer & ((b == b'~') | (b == b'/')))
+    })
+}
+
+/// `s` as a JSON string: copied as it is when nothing needs escaping (the
+/// usual keys and values), else escaped by serde_json.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if needs_escape(s, false) {
+        write_json(out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// The RFC 6901 pointer to `tokens` as a JSON string, written straight
+/// into `out` when no token needs escaping in either notation.
+fn write_pointer(out: &mut Vec<u8>, tokens: &[&str]) {
+    if !tokens.iter().any(|t| needs_escape(t, true)) {
+        out.push(b'"');
+        for token in tokens {
+            out.push(b'/');
+            out.extend_from_slice(token.as_bytes());
+        }
+        out.push(b'"');
+    } else {
+        write_json(out, &pointer(tokens));
     }
 }
 
@@ -118,7 +222,7 @@ pub fn flink_deployment(
     metadata: Option<&Metadata>,
     spec: Option<&FlinkDeploymentSpec>,
     rules: &Rules,
-) -> Option<Patch> {
+) -> Option<PatchText> {
     let d = &rules.defaults;
     let mut ops = Ops::default();
     labels(&mut ops, metadata, label_pairs(&d.labels), None);
@@ -133,7 +237,7 @@ pub fn flink_deployment(
         .flink_configuration
         .iter()
         .filter(|(k, _)| !flat.contains_key(*k) && !cfg.is_some_and(|c| c.contains_key(*k)))
-        .map(|(k, v)| (k.as_str(), Value::String(v.clone())));
+        .map(|(k, v)| (k.as_str(), v.as_str()));
     let present = if cfg.is_some() { 2 } else { 1 };
     ops.add_entries(&["spec", "flinkConfiguration"], present, missing);
     if let Some(job) = &spec.job {
@@ -180,7 +284,7 @@ pub fn flink_session_job(
     metadata: Option<&Metadata>,
     spec: Option<&FlinkSessionJobSpec>,
     rules: &Rules,
-) -> Option<Patch> {
+) -> Option<PatchText> {
     let mut ops = Ops::default();
     // The operator finds a session's jobs by this label, so it follows
     // deploymentName, overwriting a stale value.
@@ -205,7 +309,7 @@ pub fn flink_session_job(
     ops.into_patch()
 }
 
-pub fn flink_pod(pod: &PodView, component: Component, rules: &Rules) -> Option<Patch> {
+pub fn flink_pod(pod: &PodView, component: Component, rules: &Rules) -> Option<PatchText> {
     let pr: &PodComponentRules = match component {
         Component::JobManager => &rules.pods.job_manager,
         Component::TaskManager => &rules.pods.task_manager,
@@ -223,7 +327,7 @@ pub fn flink_pod(pod: &PodView, component: Component, rules: &Rules) -> Option<P
     if let Some(rp) = &pr.restart_policy
         && spec.restart_policy.as_ref() != Some(rp)
     {
-        ops.add(["spec", "restartPolicy"], Value::String(rp.clone()));
+        ops.add(["spec", "restartPolicy"], rp.as_str());
     }
     if let Some(scheduler) = &pr.scheduler_name {
         let current = spec.scheduler_name.as_deref();
@@ -231,7 +335,7 @@ pub fn flink_pod(pod: &PodView, component: Component, rules: &Rules) -> Option<P
         // default value cannot be told from an explicit one; anything else
         // was the user's choice and stays.
         if current.is_none_or(|s| s == DEFAULT_SCHEDULER) && current != Some(scheduler) {
-            ops.add(["spec", "schedulerName"], Value::String(scheduler.clone()));
+            ops.add(["spec", "schedulerName"], scheduler.as_str());
         }
     }
     if let Some(res) = &pr.resources
@@ -260,16 +364,15 @@ pub fn flink_pod(pod: &PodView, component: Component, rules: &Rules) -> Option<P
             let idx = idx.to_string();
             ops.add(
                 ["spec", "containers", idx.as_str(), "resources"],
-                Value::Object(r),
+                &Value::Object(r),
             );
         }
     }
     ops.into_patch()
 }
 
-/// The RFC 6901 pointer to `tokens`, in one allocation: `from_tokens`
-/// grows its string token by token, which was a tenth of a mutation.
-fn pointer(tokens: &[&str]) -> PointerBuf {
+/// The RFC 6901 pointer to `tokens`, in one allocation.
+fn pointer(tokens: &[&str]) -> String {
     let mut text = String::with_capacity(tokens.iter().map(|t| t.len() + 3).sum());
     for token in tokens {
         text.push('/');
@@ -279,10 +382,7 @@ fn pointer(tokens: &[&str]) -> PointerBuf {
             text.push_str(token);
         }
     }
-    // SAFETY: every token is escaped above and follows a '/', which is
-    // all RFC 6901 asks; `pointers_escape_tilde_and_slash` holds it to
-    // `from_tokens`. Parsing it again cost as much as building it.
-    unsafe { PointerBuf::new_unchecked(text) }
+    text
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -321,10 +421,7 @@ fn labels<'a>(
         (Some(_), None) => 1,
         (Some(_), Some(_)) => 2,
     };
-    let entries = wanted
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v.to_string())));
-    ops.add_entries(&["metadata", "labels"], present, entries);
+    ops.add_entries(&["metadata", "labels"], present, wanted);
 }
 
 /// `spec.job` defaults, when the job spec is there.
@@ -342,12 +439,12 @@ fn job_defaults(
             .max_parallelism
             .map_or(p, |max| p.min(max))
             .max(rules.limits.min_parallelism);
-        ops.add(["spec", "job", "parallelism"], Value::from(capped));
+        ops.add(["spec", "job", "parallelism"], &capped);
     }
     if upgrade_mode.is_none()
         && let Some(m) = &rules.defaults.upgrade_mode
     {
-        ops.add(["spec", "job", "upgradeMode"], Value::String(m.clone()));
+        ops.add(["spec", "job", "upgradeMode"], m.as_str());
     }
 }
 
@@ -401,7 +498,7 @@ mod tests {
         let ops = |present| {
             let mut ops = Ops::default();
             ops.add_entries(&["metadata", "labels"], present, entries());
-            serde_json::to_value(ops.into_patch()).unwrap()
+            serde_json::from_slice::<Value>(ops.into_patch().unwrap().as_bytes()).unwrap()
         };
         assert_eq!(
             ops(0),
@@ -421,8 +518,41 @@ mod tests {
             ])
         );
         let mut none = Ops::default();
-        none.add_entries(&["spec"], 0, []);
+        none.add_entries(&["spec"], 0, [] as [(&str, &str); 0]);
         assert!(none.into_patch().is_none());
+    }
+
+    /// The text is the patch the typed operations would have been, for
+    /// keys and values that need escaping in the pointer, in JSON, or both.
+    #[test]
+    fn the_written_text_is_the_typed_patch() {
+        use json_patch::jsonptr::PointerBuf;
+        use json_patch::{AddOperation, PatchOperation};
+        let awkward = [
+            "plain",
+            "a/b~c",
+            "quote\"back\\slash",
+            "tab\tnew\nline\u{1}",
+            "ü€𝄞",
+            "",
+        ];
+        let mut ops = Ops::default();
+        let mut typed = Vec::new();
+        for (i, key) in awkward.iter().enumerate() {
+            let value = Value::from(awkward[awkward.len() - 1 - i]);
+            ops.add(["metadata", "labels", key], &value);
+            typed.push(PatchOperation::Add(AddOperation {
+                path: PointerBuf::from_tokens(["metadata", "labels", key]),
+                value,
+            }));
+        }
+        ops.add(["spec", "job", "parallelism"], &3);
+        typed.push(PatchOperation::Add(AddOperation {
+            path: PointerBuf::from_tokens(["spec", "job", "parallelism"]),
+            value: Value::from(3),
+        }));
+        let text = ops.into_patch().expect("operations were added");
+        assert_eq!(text.to_patch().unwrap(), Patch(typed));
     }
 
     #[test]
@@ -438,9 +568,12 @@ mod tests {
             &[],
             &["~", "/", "~~//", "ü/~0"],
         ] {
+            use json_patch::jsonptr::PointerBuf;
             let built = pointer(tokens);
-            assert_eq!(built, PointerBuf::from_tokens(tokens.iter().copied()));
-            assert!(PointerBuf::parse(built.as_str()).is_ok(), "{built}");
+            assert_eq!(
+                built,
+                PointerBuf::from_tokens(tokens.iter().copied()).as_str()
+            );
         }
     }
 }
