@@ -16,6 +16,28 @@ pub struct Server {
     logs: mpsc::Receiver<String>,
 }
 
+/// The release build of flinkgate, static as the image holds it:
+/// `hack/images release-binary` builds it (cached beside the image build)
+/// and names it. Panics when it cannot, CI or not: a latency measured on
+/// another build would not be the shipped server's.
+pub fn release_binary() -> String {
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/images"))
+        .arg("release-binary")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run hack/images release-binary");
+    assert!(
+        out.status.success(),
+        "hack/images release-binary failed ({})",
+        out.status
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("flinkgate_binary="))
+        .map(str::to_string)
+        .expect("hack/images release-binary names the binary")
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -36,6 +58,17 @@ pub fn write_certs(dir: &Path) -> flinkgate::certs::Bundle {
 impl Server {
     /// Starts `flinkgate serve` with certificate files in a temp dir plus `extra` args.
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_binary(env!("CARGO_BIN_EXE_flinkgate"), extra)
+    }
+
+    /// [`Server::start`] with the release build flinkgate ships
+    /// ([`release_binary`]), for tests that hold it to a latency: the test
+    /// build's own code runs unoptimised, several times slower per connection.
+    pub fn start_release(extra: &[&str]) -> Server {
+        Self::start_binary(&release_binary(), extra)
+    }
+
+    fn start_binary(binary: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let bundle = write_certs(dir.path());
         let cert = dir.path().join("tls.crt");
@@ -52,11 +85,20 @@ impl Server {
             "0.2".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(&args, dir, bundle.ca_cert)
+        Self::spawn_binary(binary, &args, dir, bundle.ca_cert)
     }
 
     pub fn spawn(args: &[String], dir: tempfile::TempDir, ca_pem: String) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flinkgate"))
+        Self::spawn_binary(env!("CARGO_BIN_EXE_flinkgate"), args, dir, ca_pem)
+    }
+
+    fn spawn_binary(
+        binary: &str,
+        args: &[String],
+        dir: tempfile::TempDir,
+        ca_pem: String,
+    ) -> Server {
+        let mut child = Command::new(binary)
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("KUBECONFIG")
