@@ -64,19 +64,13 @@ fn autoscaler_keys(names: &[&str]) -> Vec<String> {
     keys
 }
 
-/// The first key set, as Flink resolves deprecated and fallback keys.
-fn lookup<'k, 'f, S: AsRef<str>>(flat: &'f Flat, keys: &'k [S]) -> Option<(&'k str, &'f str)> {
-    keys.iter()
-        .find_map(|k| flat.get(k.as_ref()).map(|v| (k.as_ref(), v.as_str())))
-}
-
 fn key_path(key: &str) -> String {
     format!("spec.flinkConfiguration[{key}]")
 }
 
 /// A boolean option; a value that is not one is reported and counts as the default.
 fn flag<S: AsRef<str>>(flat: &Flat, keys: &[S], default: bool, v: &mut Vec<Violation>) -> bool {
-    let Some((key, raw)) = lookup(flat, keys) else {
+    let Some((key, raw)) = config::first_in(flat, keys) else {
         return default;
     };
     parse_bool(raw).unwrap_or_else(|| {
@@ -95,7 +89,7 @@ fn duration<S: AsRef<str>>(
     default: Duration,
     v: &mut Vec<Violation>,
 ) -> (Option<String>, Duration) {
-    let Some((key, raw)) = lookup(flat, keys) else {
+    let Some((key, raw)) = config::first_in(flat, keys) else {
         return (None, default);
     };
     match parse_duration(raw) {
@@ -120,7 +114,7 @@ fn number_in<S: AsRef<str>>(
     max: Option<f64>,
     v: &mut Vec<Violation>,
 ) -> Option<f64> {
-    let (key, raw) = lookup(flat, keys)?;
+    let (key, raw) = config::first_in(flat, keys)?;
     let Some(x) = parse_double(raw) else {
         v.push(Violation::new(
             key_path(key),

@@ -48,19 +48,19 @@ pub fn first<'k>(
     keys.iter().find_map(|k| get(config, k).map(|v| (*k, v)))
 }
 
-pub fn contains(config: Option<&FlinkConfiguration>, key: &str) -> bool {
-    get(config, key).is_some()
-}
-
 /// `flinkConfiguration` as Flink reads it (see [`flatten`]). Rules that look
 /// up many keys read this once: each lookup is then one search that
 /// borrows, where [`get`] walks the nested form and copies the value.
 pub type Flat = BTreeMap<String, String>;
 
-/// The first of `keys` set in `flat`, with its value.
-pub fn first_in<'f, 'k>(flat: &'f Flat, keys: &[&'k str]) -> Option<(&'k str, &'f str)> {
+/// The first of `keys` set in `flat`, with its value: Flink's order of
+/// current, deprecated and fallback keys.
+pub fn first_in<'f, 'k, S: AsRef<str>>(
+    flat: &'f Flat,
+    keys: &'k [S],
+) -> Option<(&'k str, &'f str)> {
     keys.iter()
-        .find_map(|k| flat.get(*k).map(|v| (*k, v.as_str())))
+        .find_map(|k| flat.get(k.as_ref()).map(|v| (k.as_ref(), v.as_str())))
 }
 
 /// The configuration as Flink reads it: one flat `key -> value` map, nested
