@@ -20,6 +20,36 @@ pub fn is_host_name(name: &str) -> bool {
         })
 }
 
+/// Kubernetes' DNS-1123 subdomain (`IsDNS1123Subdomain`): lowercase
+/// labels of letters, digits and inner `-`, joined by dots, at most 253
+/// characters. Unlike [`is_host_name`], no per-label limit and no capitals.
+pub fn is_dns1123_subdomain(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            let edge =
+                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            edge(bytes.first())
+                && edge(bytes.last())
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        })
+}
+
+/// An IPv4 address as Kubernetes' `ParseIPSloppy` reads one: four
+/// decimal parts up to 255, leading zeros allowed (`010.0.0.1`).
+pub fn is_sloppy_ipv4(text: &str) -> bool {
+    let mut parts = 0;
+    text.split('.').all(|part| {
+        parts += 1;
+        !part.is_empty()
+            && part.bytes().all(|b| b.is_ascii_digit())
+            && part.trim_start_matches('0').len() <= 3
+            && part.parse::<u32>().is_ok_and(|v| v <= 255)
+    }) && parts == 4
+}
+
 /// Why `ip` must not be fetched from, or `None` for a public address.
 /// IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::/96`) addresses are
 /// judged by the IPv4 address they reach.
@@ -94,6 +124,44 @@ mod tests {
 
     fn reason(ip: &str) -> Option<&'static str> {
         internal_address_reason(&ip.parse().unwrap())
+    }
+
+    #[test]
+    fn sloppy_ipv4_as_kubernetes_reads_it() {
+        for ip in ["1.2.3.4", "010.0.0.001", "0000001.2.3.255", "0.0.0.0"] {
+            assert!(is_sloppy_ipv4(ip), "{ip}");
+        }
+        for not in [
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.0.0.1",
+            "1..2.3",
+            "1.2.3.x",
+            "",
+            "+1.2.3.4",
+        ] {
+            assert!(!is_sloppy_ipv4(not), "{not}");
+        }
+    }
+
+    #[test]
+    fn dns1123_subdomains() {
+        for name in ["a", "a.b", "0-9.example.com", &"a".repeat(100)] {
+            assert!(is_dns1123_subdomain(name), "{name}");
+        }
+        for not in [
+            "",
+            "A.com",
+            "a_b",
+            "-a",
+            "a-",
+            "a..b",
+            ".a",
+            "a.",
+            &"a".repeat(254),
+        ] {
+            assert!(!is_dns1123_subdomain(not), "{not}");
+        }
     }
 
     #[test]

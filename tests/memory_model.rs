@@ -14,6 +14,8 @@
 //! All cases run in one JVM: a small driver calls `BashJavaUtils.main` once per
 //! case with `-c <empty config dir> -D key=value...`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -735,16 +737,8 @@ fn locate_flink() -> Result<Flink, String> {
             dist.display()
         ));
     }
-    let java = std::env::var_os("JAVA_HOME")
-        .map(|home| PathBuf::from(home).join("bin/java"))
-        .unwrap_or_else(|| PathBuf::from("java"));
-    match Command::new(&java).arg("-version").output() {
-        Ok(out) if out.status.success() => Ok(Flink { java, lib }),
-        _ => Err(format!(
-            "no working java at {} (set JAVA_HOME)",
-            java.display()
-        )),
-    }
+    let java = common::java()?;
+    Ok(Flink { java, lib })
 }
 
 const DRIVER: &str = r#"
@@ -1113,13 +1107,7 @@ fn check_case(c: &Case, flink: &FlinkResult) -> Vec<String> {
 fn memory_model_matches_flink() {
     let flink = match locate_flink() {
         Ok(f) => f,
-        Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("memory_model needs Flink and a JDK on CI: {why}");
-            }
-            eprintln!("note: skipping the comparison with Flink: {why}");
-            return;
-        }
+        Err(why) => return common::skip_unless_ci("the comparison with Flink", &why),
     };
     let mut cases = handpicked();
     let handpicked_count = cases.len();

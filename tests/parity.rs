@@ -273,6 +273,28 @@ fn ingress_needs_a_template() {
         ),
         "spec.ingress.template",
     );
+    // Placeholders and the scheme in any case; a path template has no host.
+    for template in [
+        "HTTP://{{NAME}}.{{Namespace}}.example.com:8080",
+        "/{{namespace}}/{{name}}(/|$)(.*)",
+    ] {
+        admits(&with(
+            application(),
+            "/spec/ingress",
+            json!({ "template": template }),
+        ));
+    }
+    // Java's URL refuses a port that is not a number, or below -1.
+    for template in ["{{name}}.example.com:80:90", "{{name}}.example.com:-2"] {
+        refuses(
+            &with(
+                application(),
+                "/spec/ingress",
+                json!({ "template": template }),
+            ),
+            "spec.ingress.template",
+        );
+    }
 }
 
 #[test]

@@ -452,12 +452,35 @@ fn ingress_needs_a_template_that_makes_a_url() {
         json!({"template": "{{name}}.{{namespace}}.flink.example.com"}),
     );
     assert_eq!(check(&d).verdict, "allowed");
+    // What Java's URL refuses (the operator's own check) ...
     set(
         &mut d,
         "/spec/ingress",
-        json!({"template": "http://exa mple.com/{{name}}"}),
+        json!({"template": "{{name}}.example.com:http"}),
     );
-    assert_denied(&check(&d), "spec.ingress.template", "valid URL");
+    assert_denied(
+        &check(&d),
+        "spec.ingress.template",
+        "URL the operator can read",
+    );
+    // ... and a host Java takes but Kubernetes refuses on the Ingress.
+    for template in [
+        "exa mple.com/{{name}}",
+        "{{name}}.Example.com",
+        "10.0.0.1/{{name}}",
+    ] {
+        set(&mut d, "/spec/ingress", json!({ "template": template }));
+        assert_denied(&check(&d), "spec.ingress.template", "Kubernetes refuses");
+    }
+    // Path templates have no host, and the case of a placeholder does not
+    // matter, as in the operator.
+    for template in [
+        "/{{namespace}}/{{name}}(/|$)(.*)",
+        "HTTPS://{{NAME}}.x.io:8443/p",
+    ] {
+        set(&mut d, "/spec/ingress", json!({ "template": template }));
+        assert_eq!(check(&d).verdict, "allowed", "{template}");
+    }
 }
 
 #[test]

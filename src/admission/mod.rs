@@ -6,6 +6,7 @@ pub mod cluster_view;
 mod component_memory;
 pub mod decide;
 pub mod handler;
+pub mod ingress;
 pub mod mutate;
 pub mod object;
 mod operator_options;

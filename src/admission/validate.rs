@@ -10,7 +10,7 @@ use crate::admission::checks::{
 };
 use crate::admission::cluster_view::{ClusterView, Presence, SessionCluster};
 use crate::admission::violation::{Violation, show};
-use crate::admission::{component_memory, operator_options};
+use crate::admission::{component_memory, ingress, operator_options};
 use crate::flink::config::{
     self, CHECKPOINT_DIR_KEYS, CHECKPOINT_INTERVAL_KEYS, Flat, LAST_STATE_MAX_CHECKPOINT_AGE_KEY,
     OPERATOR_OWNED_KEYS, PERIODIC_SAVEPOINT_INTERVAL_KEY, SAVEPOINT_DIR_KEYS,
@@ -912,49 +912,32 @@ fn check_bytes(
 }
 
 fn ingress_template(template: Option<&str>, ctx: &Context, v: &mut Vec<Violation>) {
+    let path = "spec.ingress.template";
     let Some(t) = template.filter(|t| !t.trim().is_empty()) else {
         v.push(Violation::new(
-            "spec.ingress.template",
+            path,
             "is missing",
             "set spec.ingress.template, e.g. '{{name}}.{{namespace}}.flink.example.com' or '/{{namespace}}/{{name}}(/|$)(.*)'",
         ));
         return;
     };
-    let url = ingress_url(t, ctx.name, ctx.namespace);
-    if let Err(e) = url::Url::parse(&url) {
-        v.push(Violation::new(
-            "spec.ingress.template",
-            format!("'{t}' does not give a valid URL ('{url}': {e})"),
-            "use a host or path template with only {{name}} and {{namespace}} placeholders",
-        ));
-    }
-}
-
-/// The operator's ingress URL: `http://` added when the template has no
-/// scheme, then `{{name}}` and `{{namespace}}` substituted, in one buffer.
-/// (Names are DNS labels, so a substituted name never forms a placeholder.)
-fn ingress_url(template: &str, name: &str, namespace: &str) -> String {
-    let mut url = String::with_capacity(template.len() + 7 + name.len() + namespace.len());
-    if !(template.starts_with("http://") || template.starts_with("https://")) {
-        url.push_str("http://");
-    }
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        url.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(after) = tail.strip_prefix("{{name}}") {
-            url.push_str(name);
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("{{namespace}}") {
-            url.push_str(namespace);
-            rest = after;
-        } else {
-            url.push('{');
-            rest = &tail[1..];
+    let url = ingress::url(t, ctx.name, ctx.namespace);
+    match ingress::java_url_host(&url) {
+        Err(e) => v.push(Violation::new(
+            path,
+            format!("'{t}' does not give a URL the operator can read ('{url}': {e})"),
+            "use a host or path template with only {{name}} and {{namespace}} placeholders, and a numeric port if any",
+        )),
+        Ok(host) => {
+            if let Some(problem) = ingress::ingress_host_problem(host) {
+                v.push(Violation::new(
+                    path,
+                    format!("'{t}' gives the Ingress host '{host}', which Kubernetes refuses: it {problem}"),
+                    "use a lowercase DNS name such as '{{name}}.{{namespace}}.flink.example.com', or a path template such as '/{{namespace}}/{{name}}(/|$)(.*)'",
+                ));
+            }
         }
     }
-    url.push_str(rest);
-    url
 }
 
 fn jar_uri(raw: &str, ctx: &Context, v: &mut Vec<Violation>) {
@@ -1029,33 +1012,4 @@ fn image_violation(path: &str, image: &str, ctx: &Context) -> Violation {
             ctx.rules.limits.image_registries.join(", ")
         ),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ingress_url_substitutes_as_the_operator_does() {
-        let twice = |t: &str| {
-            let with_scheme = if t.starts_with("http://") || t.starts_with("https://") {
-                t.to_string()
-            } else {
-                format!("http://{t}")
-            };
-            with_scheme
-                .replace("{{name}}", "app")
-                .replace("{{namespace}}", "team-a")
-        };
-        for t in [
-            "{{name}}.{{namespace}}.flink.example.com",
-            "https://flink.example.com/{{namespace}}/{{name}}(/|$)(.*)",
-            "http://x/{{name}}{{name}}",
-            "{{nam}}{{{name}}}{{",
-            "{{namespace}}{{name",
-            "plain.example.com",
-            "",
-            "ü{{name}}ü",
-        ] {
-            assert_eq!(super::ingress_url(t, "app", "team-a"), twice(t), "{t}");
-        }
-    }
 }

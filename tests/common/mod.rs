@@ -38,6 +38,31 @@ pub fn release_binary() -> String {
         .expect("hack/images release-binary names the binary")
 }
 
+/// A JDK's `java`: `$JAVA_HOME/bin/java`, else `java` on PATH. The tests
+/// that compare with Java run their drivers as single-file programs, which
+/// needs a JDK.
+pub fn java() -> Result<PathBuf, String> {
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|home| PathBuf::from(home).join("bin/java"))
+        .unwrap_or_else(|| PathBuf::from("java"));
+    match Command::new(&java).arg("-version").output() {
+        Ok(out) if out.status.success() => Ok(java),
+        _ => Err(format!(
+            "no working java at {} (set JAVA_HOME)",
+            java.display()
+        )),
+    }
+}
+
+/// Fails under `CI=true`, where every test must run; elsewhere prints why
+/// `test` is skipped.
+pub fn skip_unless_ci(test: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run on CI: {why}");
+    }
+    eprintln!("note: skipping {test}: {why}");
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
