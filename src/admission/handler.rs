@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::cluster_view::ClusterView;
@@ -116,7 +116,14 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
         .admission_duration
         .get_or_create(&ep)
         .observe(elapsed.as_secs_f64());
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    // One header, set once: a (headers, body) pair first gives the body its
+    // own content type, then replaces it.
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn operation_label(op: &kube::core::admission::Operation) -> &'static str {

@@ -183,18 +183,28 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// Whether `s` has a byte JSON escapes in a string (serde_json's set:
-/// quote, backslash and control characters), or, with `pointer`, one RFC
-/// 6901 escapes (`~`, `/`). Without early exit, so the scan vectorises.
-fn needs_escape(s: &str, pointer: bool) -> bool {
-    s.bytes().fold(false, |found, b| {
-        found | (b < 0x20) | (b == b'"') | (b == b'\\') | (pointer & ((b == b'~') | (b == b'/')))
-    })
+/// quote, backslash and control characters), or, with `POINTER`, one RFC
+/// 6901 escapes (`~`, `/`). Sixteen bytes at a time without early exit
+/// inside, so the compiler turns each block into a few vector compares.
+fn needs_escape<const POINTER: bool>(s: &str) -> bool {
+    let escaped =
+        |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\') | (POINTER & ((b == b'~') | (b == b'/')));
+    let mut blocks = s.as_bytes().chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |found, &b| found | escaped(b)) {
+            return true;
+        }
+    }
+    blocks
+        .remainder()
+        .iter()
+        .fold(false, |found, &b| found | escaped(b))
 }
 
 /// `s` as a JSON string: copied as it is when nothing needs escaping (the
 /// usual keys and values), else escaped by serde_json.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if needs_escape(s, false) {
+    if needs_escape::<false>(s) {
         write_json(out, s);
     } else {
         out.push(b'"');
@@ -206,7 +216,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// The RFC 6901 pointer to `tokens` as a JSON string, written straight
 /// into `out` when no token needs escaping in either notation.
 fn write_pointer(out: &mut Vec<u8>, tokens: &[&str]) {
-    if !tokens.iter().any(|t| needs_escape(t, true)) {
+    if !tokens.iter().any(|t| needs_escape::<true>(t)) {
         out.push(b'"');
         for token in tokens {
             out.push(b'/');
@@ -491,6 +501,30 @@ fn component_resource(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_byte_that_needs_escaping_is_found_wherever_it_is() {
+        for len in [1, 15, 16, 17, 31, 32, 40] {
+            for at in 0..len {
+                for (special, in_pointer_only) in [
+                    ('"', false),
+                    ('\\', false),
+                    ('\n', false),
+                    ('\u{1f}', false),
+                    ('~', true),
+                    ('/', true),
+                ] {
+                    let mut s: Vec<char> = "a".repeat(len).chars().collect();
+                    s[at] = special;
+                    let s: String = s.into_iter().collect();
+                    assert!(needs_escape::<true>(&s), "{s:?}");
+                    assert_eq!(needs_escape::<false>(&s), !in_pointer_only, "{s:?}");
+                }
+            }
+            let plain = "é-a.b_c".repeat(len);
+            assert!(!needs_escape::<true>(&plain) && !needs_escape::<false>(&plain));
+        }
+    }
 
     #[test]
     fn entries_add_missing_levels_whole_and_existing_ones_per_key() {

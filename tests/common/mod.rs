@@ -241,6 +241,16 @@ pub async fn post_json(
         .await
         .unwrap();
     let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get_all("content-type")
+        .iter()
+        .collect::<Vec<_>>();
+    assert_eq!(
+        content_type,
+        ["application/json"],
+        "{url} answered {status}"
+    );
     let text = resp.text().await.unwrap();
     let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, json)
