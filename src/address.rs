@@ -24,17 +24,22 @@ pub fn is_host_name(name: &str) -> bool {
 /// labels of letters, digits and inner `-`, joined by dots, at most 253
 /// characters. Unlike [`is_host_name`], no per-label limit and no capitals.
 pub fn is_dns1123_subdomain(name: &str) -> bool {
-    name.len() <= 253
-        && name.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            let edge =
-                |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-            edge(bytes.first())
-                && edge(bytes.last())
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        })
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    // One pass: a label starts and ends with a letter or digit, so '-'
+    // never follows a '.' (or the start), and '.' only follows one.
+    let mut previous = b'.';
+    for &b in name.as_bytes() {
+        let fits = match b {
+            b'.' => alphanumeric(previous),
+            b'-' => previous != b'.',
+            _ => alphanumeric(b),
+        };
+        if !fits {
+            return false;
+        }
+        previous = b;
+    }
+    name.len() <= 253 && alphanumeric(previous)
 }
 
 /// An IPv4 address as Kubernetes' `ParseIPSloppy` reads one: four

@@ -10,6 +10,8 @@
 //! way (checked against Java itself in `tests/ingress_url.rs`), without the
 //! WHATWG parser's cost or its extra refusals.
 
+use memchr::{memchr, memchr2};
+
 use crate::address::{is_dns1123_subdomain, is_sloppy_ipv4};
 
 /// The operator's ingress URL, substituted in one buffer. (Names are DNS
@@ -23,7 +25,7 @@ pub fn url(template: &str, name: &str, namespace: &str) -> String {
         url.push_str("http://");
     }
     let mut rest = template;
-    while let Some(at) = rest.find('{') {
+    while let Some(at) = memchr(b'{', rest.as_bytes()) {
         url.push_str(&rest[..at]);
         let tail = &rest[at..];
         // Placeholders are ASCII, so the index after one is a char boundary.
@@ -53,21 +55,17 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// as Java 17's `new URL(url).getHost()` gives it; `Err` with the reason
 /// where Java throws `MalformedURLException`.
 pub fn java_url_host(url: &str) -> Result<&str, String> {
+    let bytes = url.as_bytes();
     // Java trims characters up to ' ' at both ends. They are ASCII, and no
     // byte of a multi-byte UTF-8 character is that small.
     let end = url.trim_end_matches(|c: char| c <= ' ').len();
-    let Some(colon) = url.find(':') else {
+    let Some(colon) = memchr(b':', bytes) else {
         return Err("no protocol".into());
     };
     let start = colon + 1;
-    // The fragment ends the part parsed, then the query does: Java looks
-    // for '?' in the whole text, the fragment included.
-    let mut limit = url[start..end].find('#').map_or(end, |i| start + i);
-    if let Some(q) = url.find('?')
-        && q < limit
-    {
-        limit = q;
-    }
+    // The fragment ends the part parsed, and a query before it ends it
+    // earlier (a '?' after the fragment is the fragment's).
+    let limit = memchr2(b'#', b'?', &bytes[start..end]).map_or(end, |i| start + i);
     let spec = &url[..limit];
     let rest = &spec[start..];
     // "////x" is a UNC-style path, not an authority.
@@ -75,26 +73,26 @@ pub fn java_url_host(url: &str) -> Result<&str, String> {
         return Ok("");
     }
     let authority_start = start + 2;
-    let authority_end = spec[authority_start..]
-        .find('/')
-        .map_or(limit, |i| authority_start + i);
+    let authority_end =
+        memchr(b'/', &bytes[authority_start..limit]).map_or(limit, |i| authority_start + i);
     let authority = &spec[authority_start..authority_end];
-    let host = match authority.split_once('@') {
+    let host = match memchr(b'@', authority.as_bytes()) {
         // More than one '@': not a server-based authority; no host, and
         // nothing more is checked.
-        Some((_, after)) if after.contains('@') => return Ok(""),
-        Some((_, after)) => after,
+        Some(at) if memchr(b'@', &authority.as_bytes()[at + 1..]).is_some() => return Ok(""),
+        Some(at) => &authority[at + 1..],
         None => authority,
     };
     let host = if host.starts_with('[') {
         bracketed_host(host, authority)?
     } else {
-        match host.split_once(':') {
-            Some((name, port)) => {
+        match memchr(b':', host.as_bytes()) {
+            Some(at) => {
+                let port = &host[at + 1..];
                 if !port.is_empty() {
                     check_port(port)?;
                 }
-                name
+                &host[..at]
             }
             None => host,
         }
@@ -209,6 +207,10 @@ fn check_host_string(host: &str) -> Result<(), String> {
         '\u{ff1a}', '\u{ff1f}', '\u{ff20}',
     ];
     let control = |c: char| c < ' ' || c == '\u{7f}';
+    // Most hosts are printable ASCII without '/': one scan of the bytes.
+    if host.bytes().all(|b| (b' '..0x7f).contains(&b) && b != b'/') {
+        return Ok(());
+    }
     if let Some(c) = host
         .chars()
         .find(|&c| control(c) || c == '/' || LOOKALIKES.contains(&c))
