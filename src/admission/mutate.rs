@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 
 use crate::admission::component_memory;
 use crate::admission::object::Metadata;
-use crate::flink::config;
 use crate::flink::crd::{FlinkDeploymentSpec, FlinkSessionJobSpec, Resource, ResourceRequirements};
 use crate::flink::pod::{Component, MAIN_CONTAINER};
+use crate::flink::{config, memory};
 use crate::policy::{PodComponentRules, ResourceDefaults, Rules};
 
 /// Marks objects flinkgate admitted (and mutated where it had to).
@@ -184,21 +184,25 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 
 /// Whether `s` has a byte JSON escapes in a string (serde_json's set:
 /// quote, backslash and control characters), or, with `POINTER`, one RFC
-/// 6901 escapes (`~`, `/`). Sixteen bytes at a time without early exit
-/// inside, so the compiler turns each block into a few vector compares.
+/// 6901 escapes (`~`, `/`). Scanned in blocks of 32 bytes, the last one
+/// padded, so every block is a few vector compares (a byte loop over the
+/// tail cost more than the blocks).
 fn needs_escape<const POINTER: bool>(s: &str) -> bool {
-    let escaped =
-        |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\') | (POINTER & ((b == b'~') | (b == b'/')));
-    let mut blocks = s.as_bytes().chunks_exact(16);
-    for block in &mut blocks {
-        if block.iter().fold(false, |found, &b| found | escaped(b)) {
-            return true;
-        }
-    }
-    blocks
-        .remainder()
-        .iter()
-        .fold(false, |found, &b| found | escaped(b))
+    let (blocks, tail) = s.as_bytes().as_chunks::<32>();
+    let mut last = [b'a'; 32];
+    last[..tail.len()].copy_from_slice(tail);
+    blocks.iter().any(block_needs_escape::<POINTER>) || block_needs_escape::<POINTER>(&last)
+}
+
+#[inline(always)]
+fn block_needs_escape<const POINTER: bool>(block: &[u8; 32]) -> bool {
+    let escaped = |b: u8| {
+        u8::from(b < 0x20)
+            | u8::from(b == b'"')
+            | u8::from(b == b'\\')
+            | u8::from(POINTER & ((b == b'~') | (b == b'/')))
+    };
+    block.iter().fold(0, |found, &b| found | escaped(b)) != 0
 }
 
 /// `s` as a JSON string: copied as it is when nothing needs escaping (the
@@ -263,7 +267,7 @@ pub fn flink_deployment(
     // jobmanager.memory.heap.size), a default pod memory would override
     // that, and possibly with a total smaller than its parts.
     for (k, v) in &d.flink_configuration {
-        if !flat.contains_key(k) {
+        if memory::reads_key(k) && !flat.contains_key(k) {
             flat.insert(k.clone(), v.clone());
         }
     }
@@ -504,7 +508,7 @@ mod tests {
 
     #[test]
     fn every_byte_that_needs_escaping_is_found_wherever_it_is() {
-        for len in [1, 15, 16, 17, 31, 32, 40] {
+        for len in [1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100] {
             for at in 0..len {
                 for (special, in_pointer_only) in [
                     ('"', false),

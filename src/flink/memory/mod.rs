@@ -83,6 +83,13 @@ pub fn job_manager(conf: &BTreeMap<String, String>) -> Result<JobManagerMemory, 
     job_manager::derive(conf)
 }
 
+/// Whether the derivations may read `key`: every option they read is a
+/// JobManager's or a TaskManager's (checked on every read in debug builds).
+/// Keys outside cannot change a model.
+pub fn reads_key(key: &str) -> bool {
+    key.starts_with("taskmanager.") || key.starts_with("jobmanager.")
+}
+
 /// A flat configuration from pairs, for the tests of the submodules.
 #[cfg(test)]
 fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

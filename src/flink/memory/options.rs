@@ -205,6 +205,13 @@ impl<'a> Conf<'a> {
 
     /// The key Flink finds the option under (its own first, then fallbacks).
     pub(super) fn find(&self, o: &Opt) -> Option<(&'static str, &'a str)> {
+        debug_assert!(
+            std::iter::once(o.key)
+                .chain(o.fallback.iter().copied())
+                .all(super::reads_key),
+            "{} is outside memory::reads_key",
+            o.key
+        );
         std::iter::once(o.key)
             .chain(o.fallback.iter().copied())
             .find_map(|k| self.map.get(k).map(|v| (k, v.as_str())))
