@@ -15,6 +15,8 @@ use super::decide::{self, Endpoint};
 use super::review::{self, MAX_BODY_BYTES};
 use crate::http::{BodyBudget, HttpError, read_body};
 use crate::policy::PolicyStore;
+use prometheus_client::metrics::counter::Counter;
+
 use crate::telemetry::{AdmissionLabels, EndpointLabels, Metrics};
 
 /// What the admission handlers need.
@@ -102,20 +104,19 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
             })
             .inc_by(decision.violations as u64);
     }
-    s.metrics
-        .admission_requests
-        .get_or_create(&AdmissionLabels {
+    s.metrics.admission_requests.with(
+        &AdmissionLabels {
             endpoint: endpoint.as_str(),
             kind: decision.target.as_str(),
             operation: operation_label(&req.operation),
             allowed: if allowed { "true" } else { "false" },
             mode: decision.mode.as_str(),
-        })
-        .inc();
+        },
+        Counter::inc,
+    );
     s.metrics
         .admission_duration
-        .get_or_create(&ep)
-        .observe(elapsed.as_secs_f64());
+        .with(&ep, |h| h.observe(elapsed.as_secs_f64()));
     // One header, set once: a (headers, body) pair first gives the body its
     // own content type, then replaces it.
     let mut response = Response::new(Body::from(body));
