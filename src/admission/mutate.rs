@@ -86,7 +86,7 @@ impl Ops {
 
     fn add_at<T: PatchValue + ?Sized>(&mut self, tokens: &[&str], value: &T) {
         if self.0.is_empty() {
-            self.0.reserve(512);
+            self.0.reserve(1024);
             self.0.push(b'[');
         } else {
             self.0.push(b',');
@@ -182,33 +182,34 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let _ = serde_json::to_writer(out, value);
 }
 
-/// Whether `s` has a byte JSON escapes in a string (serde_json's set:
-/// quote, backslash and control characters), or, with `POINTER`, one RFC
-/// 6901 escapes (`~`, `/`). Scanned in blocks of 32 bytes, the last one
-/// padded, so every block is a few vector compares (a byte loop over the
-/// tail cost more than the blocks).
-fn needs_escape<const POINTER: bool>(s: &str) -> bool {
-    let (blocks, tail) = s.as_bytes().as_chunks::<32>();
+/// What one scan of `bytes` finds: whether a byte needs escaping in a JSON
+/// string (serde_json's set: quote, backslash, control characters) or,
+/// with `TILDE`, is RFC 6901's `~`; and how many bytes are `/`. Scanned in
+/// blocks of 32 bytes, the last one padded, so each block is a few vector
+/// compares (a byte loop over the tail cost more than the blocks).
+fn scan<const TILDE: bool>(bytes: &[u8]) -> (bool, usize) {
+    let (blocks, tail) = bytes.as_chunks::<32>();
     let mut last = [b'a'; 32];
     last[..tail.len()].copy_from_slice(tail);
-    blocks.iter().any(block_needs_escape::<POINTER>) || block_needs_escape::<POINTER>(&last)
-}
-
-#[inline(always)]
-fn block_needs_escape<const POINTER: bool>(block: &[u8; 32]) -> bool {
-    let escaped = |b: u8| {
-        u8::from(b < 0x20)
-            | u8::from(b == b'"')
-            | u8::from(b == b'\\')
-            | u8::from(POINTER & ((b == b'~') | (b == b'/')))
-    };
-    block.iter().fold(0, |found, &b| found | escaped(b)) != 0
+    let (mut special, mut slashes) = (0u8, 0usize);
+    for block in blocks.iter().chain(std::iter::once(&last)) {
+        special |= block.iter().fold(0, |found, &b| {
+            found
+                | u8::from(b < 0x20)
+                | u8::from(b == b'"')
+                | u8::from(b == b'\\')
+                | u8::from(TILDE & (b == b'~'))
+        });
+        // At most 32 in a block: a u8 cannot overflow.
+        slashes += usize::from(block.iter().fold(0u8, |n, &b| n + u8::from(b == b'/')));
+    }
+    (special != 0, slashes)
 }
 
 /// `s` as a JSON string: copied as it is when nothing needs escaping (the
 /// usual keys and values), else escaped by serde_json.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if needs_escape::<false>(s) {
+    if scan::<false>(s.as_bytes()).0 {
         write_json(out, s);
     } else {
         out.push(b'"');
@@ -217,18 +218,23 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// The RFC 6901 pointer to `tokens` as a JSON string, written straight
-/// into `out` when no token needs escaping in either notation.
+/// The RFC 6901 pointer to `tokens` as a JSON string. Written straight into
+/// `out`, then checked in one scan: it stands when nothing in it needs a
+/// JSON escape, there is no `~`, and the only `/` are the separators.
+/// Otherwise it is written again, escaped.
 fn write_pointer(out: &mut Vec<u8>, tokens: &[&str]) {
-    if !tokens.iter().any(|t| needs_escape::<true>(t)) {
-        out.push(b'"');
-        for token in tokens {
-            out.push(b'/');
-            out.extend_from_slice(token.as_bytes());
-        }
-        out.push(b'"');
-    } else {
+    let start = out.len();
+    out.push(b'"');
+    for token in tokens {
+        out.push(b'/');
+        out.extend_from_slice(token.as_bytes());
+    }
+    let (special, slashes) = scan::<true>(&out[start + 1..]);
+    if special || slashes != tokens.len() {
+        out.truncate(start);
         write_json(out, &pointer(tokens));
+    } else {
+        out.push(b'"');
     }
 }
 
@@ -510,23 +516,31 @@ mod tests {
     fn every_byte_that_needs_escaping_is_found_wherever_it_is() {
         for len in [1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100] {
             for at in 0..len {
-                for (special, in_pointer_only) in [
-                    ('"', false),
-                    ('\\', false),
-                    ('\n', false),
-                    ('\u{1f}', false),
-                    ('~', true),
-                    ('/', true),
+                for (special, json, tilde, slash) in [
+                    ('"', true, true, false),
+                    ('\\', true, true, false),
+                    ('\n', true, true, false),
+                    ('\u{1f}', true, true, false),
+                    ('~', false, true, false),
+                    ('/', false, false, true),
                 ] {
                     let mut s: Vec<char> = "a".repeat(len).chars().collect();
                     s[at] = special;
                     let s: String = s.into_iter().collect();
-                    assert!(needs_escape::<true>(&s), "{s:?}");
-                    assert_eq!(needs_escape::<false>(&s), !in_pointer_only, "{s:?}");
+                    assert_eq!(
+                        scan::<false>(s.as_bytes()),
+                        (json, usize::from(slash)),
+                        "{s:?}"
+                    );
+                    assert_eq!(
+                        scan::<true>(s.as_bytes()),
+                        (tilde, usize::from(slash)),
+                        "{s:?}"
+                    );
                 }
             }
-            let plain = "é-a.b_c".repeat(len);
-            assert!(!needs_escape::<true>(&plain) && !needs_escape::<false>(&plain));
+            let plain = "é-a.b_c/".repeat(len);
+            assert_eq!(scan::<true>(plain.as_bytes()), (false, len));
         }
     }
 
