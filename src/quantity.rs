@@ -84,15 +84,19 @@ pub fn parse_flink_memory(input: &str) -> Result<u64, ParseError> {
     let s = input.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let unit = unit.trim().to_ascii_lowercase();
-    let factor: Option<u64> = match unit.as_str() {
-        "" | "b" | "bytes" => Some(1),
-        "k" | "kb" | "kibibytes" => Some(1 << 10),
-        "m" | "mb" | "mebibytes" => Some(1 << 20),
-        "g" | "gb" | "gibibytes" => Some(1 << 30),
-        "t" | "tb" | "tebibytes" => Some(1 << 40),
-        _ => None,
-    };
+    let unit = unit.trim();
+    // Flink's unit names, in any case (compared in place: this runs for
+    // every memory of every review).
+    let factor = [
+        (["", "b", "bytes"], 1u64),
+        (["k", "kb", "kibibytes"], 1 << 10),
+        (["m", "mb", "mebibytes"], 1 << 20),
+        (["g", "gb", "gibibytes"], 1 << 30),
+        (["t", "tb", "tebibytes"], 1 << 40),
+    ]
+    .into_iter()
+    .find(|(names, _)| names.iter().any(|n| unit.eq_ignore_ascii_case(n)))
+    .map(|(_, factor)| factor);
     if let (Ok(n), Some(f)) = (number.parse::<u64>(), factor) {
         return n.checked_mul(f).ok_or_else(|| ParseError {
             input: input.to_string(),
@@ -166,6 +170,29 @@ mod tests {
         assert_eq!(parse_flink_memory("2gi").unwrap(), 2 << 30);
         assert_eq!(parse_flink_memory("512 MiB").unwrap(), 512 << 20);
         assert_eq!(parse_flink_memory("1.5gi").unwrap(), 3 << 29);
+        for (unit, factor) in [
+            ("B", 1u64),
+            ("Bytes", 1),
+            ("K", 1 << 10),
+            ("kB", 1 << 10),
+            ("KibiBytes", 1 << 10),
+            ("M", 1 << 20),
+            ("MB", 1 << 20),
+            ("MEBIBYTES", 1 << 20),
+            ("G", 1 << 30),
+            ("gB", 1 << 30),
+            ("Gibibytes", 1 << 30),
+            ("T", 1 << 40),
+            ("Tb", 1 << 40),
+            ("tebibytes", 1 << 40),
+        ] {
+            assert_eq!(
+                parse_flink_memory(&format!("3 {unit} ")).unwrap(),
+                3 * factor,
+                "{unit}"
+            );
+        }
+        assert!(parse_flink_memory("3 mebibyte").is_err());
         assert!(parse_flink_memory("lots").is_err());
         assert!(parse_flink_memory("99999999999999999999t").is_err());
     }
