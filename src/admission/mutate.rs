@@ -102,7 +102,7 @@ impl Ops {
     /// first `present` levels exist: the missing levels are added whole, in
     /// one operation; under an existing object each entry is its own, so
     /// the members already there stay.
-    fn add_entries<'a, V: PatchValue + Into<Value>>(
+    fn add_entries<'a, V: PatchValue>(
         &mut self,
         path: &[&str],
         present: usize,
@@ -121,17 +121,18 @@ impl Ops {
             }
             return;
         }
-        let entries: Map<String, Value> = entries.map(|(k, v)| (k.to_string(), v.into())).collect();
-        let value =
-            path[present + 1..]
-                .iter()
-                .rev()
-                .fold(Value::Object(entries), |inner, level| {
-                    let mut outer = Map::new();
-                    outer.insert((*level).to_string(), inner);
-                    Value::Object(outer)
-                });
-        self.add_at(&path[..=present], &value);
+        let entries: Vec<(&str, V)> = entries.collect();
+        debug_assert!(
+            entries.windows(2).all(|w| w[0].0 < w[1].0),
+            "entries come from a map, in order"
+        );
+        self.add_at(
+            &path[..=present],
+            &Nested {
+                levels: &path[present + 1..],
+                entries: &entries,
+            },
+        );
     }
 
     /// `None` when nothing changes: the response then carries no patch.
@@ -173,6 +174,36 @@ impl PatchValue for Value {
 impl<T: PatchValue + ?Sized> PatchValue for &T {
     fn write(&self, out: &mut Vec<u8>) {
         (**self).write(out);
+    }
+}
+
+/// An object added whole, written as text: `levels` nested around
+/// `entries` (distinct keys, in order, as a JSON object of them would be).
+struct Nested<'a, V> {
+    levels: &'a [&'a str],
+    entries: &'a [(&'a str, V)],
+}
+
+impl<V: PatchValue> PatchValue for Nested<'_, V> {
+    fn write(&self, out: &mut Vec<u8>) {
+        for level in self.levels {
+            out.push(b'{');
+            write_str(out, level);
+            out.push(b':');
+        }
+        out.push(b'{');
+        for (i, (key, value)) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, key);
+            out.push(b':');
+            value.write(out);
+        }
+        out.push(b'}');
+        for _ in self.levels {
+            out.push(b'}');
+        }
     }
 }
 
