@@ -2,13 +2,14 @@
 
 use std::sync::atomic::AtomicU64;
 
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 /// Sets up `tracing`: `RUST_LOG` filters (default `info`), JSON with `--log-json`.
 pub fn init_logging(json: bool) {
@@ -99,10 +100,12 @@ pub struct CollectionErrorLabels {
 /// `&'static str`s: each label set is resolved through the family once
 /// (which hashes every label with SipHash under a lock, a tenth of
 /// flinkgate's own work per review), then found again in a short list by
-/// comparing labels.
+/// comparing labels. The list is read without a lock: a lock's read side
+/// writes its cache line, which both worker threads would pass back and
+/// forth on every review.
 pub struct ResolvedFamily<L, M> {
     family: Family<L, M, fn() -> M>,
-    resolved: RwLock<Vec<(L, M)>>,
+    resolved: ArcSwap<Vec<(L, M)>>,
 }
 
 impl<L, M> ResolvedFamily<L, M>
@@ -119,27 +122,24 @@ where
     fn new(constructor: fn() -> M) -> Self {
         Self {
             family: Family::new_with_constructor(constructor),
-            resolved: RwLock::new(Vec::new()),
+            resolved: ArcSwap::default(),
         }
     }
 
     /// Calls `f` with the metric for `labels`.
     pub fn with<R>(&self, labels: &L, f: impl FnOnce(&M) -> R) -> R {
-        {
-            let resolved = self.resolved.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some((_, metric)) = resolved.iter().find(|(l, _)| l == labels) {
-                return f(metric);
-            }
+        if let Some((_, metric)) = self.resolved.load().iter().find(|(l, _)| l == labels) {
+            return f(metric);
         }
         let metric = self.family.get_or_create(labels).clone();
         let result = f(&metric);
-        let mut resolved = self
-            .resolved
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if !resolved.iter().any(|(l, _)| l == labels) {
-            resolved.push((labels.clone(), metric));
-        }
+        self.resolved.rcu(|resolved| {
+            let mut resolved = Vec::clone(resolved);
+            if !resolved.iter().any(|(l, _)| l == labels) {
+                resolved.push((labels.clone(), metric.clone()));
+            }
+            resolved
+        });
         result
     }
 }
@@ -385,6 +385,6 @@ mod tests {
         };
         assert!(text.contains(&format!("{} 4\n", line("true"))), "{text}");
         assert!(text.contains(&format!("{} 1\n", line("false"))), "{text}");
-        assert_eq!(metrics.admission_requests.resolved.read().unwrap().len(), 2);
+        assert_eq!(metrics.admission_requests.resolved.load().len(), 2);
     }
 }

@@ -20,7 +20,6 @@ use prometheus_client::metrics::counter::Counter;
 use crate::telemetry::{AdmissionLabels, EndpointLabels, Metrics};
 
 /// What the admission handlers need.
-#[derive(Clone)]
 pub struct AdmissionState {
     pub policy: Arc<PolicyStore>,
     pub metrics: Metrics,
@@ -30,15 +29,15 @@ pub struct AdmissionState {
     pub bodies: Arc<BodyBudget>,
 }
 
-pub async fn validate(State(s): State<AdmissionState>, body: Body) -> Response {
+pub async fn validate(State(s): State<&'static AdmissionState>, body: Body) -> Response {
     admit(Endpoint::Validate, s, body).await
 }
 
-pub async fn mutate(State(s): State<AdmissionState>, body: Body) -> Response {
+pub async fn mutate(State(s): State<&'static AdmissionState>, body: Body) -> Response {
     admit(Endpoint::Mutate, s, body).await
 }
 
-async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
+async fn admit(endpoint: Endpoint, s: &AdmissionState, body: Body) -> Response {
     let started = Instant::now();
     let ep = EndpointLabels {
         endpoint: endpoint.as_str(),
@@ -56,7 +55,8 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
         Ok(r) => r,
         Err(e) => return bad(HttpError::bad_request(e.to_string())),
     };
-    let Some(policy) = s.policy.current() else {
+    let policy = s.policy.borrow();
+    let Some(policy) = policy.as_deref() else {
         // Not ready: kube-apiserver applies the webhook's failurePolicy.
         return HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "no policy loaded yet")
             .into_response();
@@ -64,7 +64,7 @@ async fn admit(endpoint: Endpoint, s: AdmissionState, body: Body) -> Response {
     // The review's identity goes on the events themselves, not on a span:
     // a span's fields are formatted on every review, even when no event
     // is logged, and at info level most reviews log nothing.
-    let decision = decide::decide(endpoint, &policy, &req, s.cluster.as_ref());
+    let decision = decide::decide(endpoint, policy, &req, s.cluster.as_ref());
     let allowed = decision.response.allowed;
     let body = review::encode(decision.response);
     let elapsed = started.elapsed();

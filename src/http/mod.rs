@@ -107,22 +107,36 @@ pub async fn read_body(
         .unwrap_or(limit)
         .min(limit);
     let held = budget.charge(charge).await;
-    // One buffer of the announced size: frames are copied in once.
-    let mut buf = BytesMut::with_capacity(announced);
+    // A body that arrives as one frame (most admission reviews: they fit
+    // in the read that brought the headers) is kept as that frame, a slice
+    // of the connection's read buffer, not copied. Otherwise one buffer of
+    // the announced size: frames are copied in once.
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| match timed_out(&e) {
             Some(t) => BodyError::TimedOut(t),
             None => BodyError::Unreadable(e.to_string()),
         })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(BodyError::TooLarge { limit });
-            }
-            buf.extend_from_slice(&data);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let read = first.as_ref().map_or(0, Bytes::len) + buf.len();
+        if read + data.len() > limit {
+            return Err(BodyError::TooLarge { limit });
         }
+        if read == 0 {
+            first = Some(data);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            buf.reserve(announced.max(read + data.len()));
+            buf.extend_from_slice(&first);
+        }
+        buf.extend_from_slice(&data);
     }
     Ok(ReadBody {
-        bytes: buf.freeze(),
+        bytes: first.unwrap_or_else(|| buf.freeze()),
         _charge: held,
     })
 }
@@ -262,5 +276,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.len(), 3000, "read once the first let go");
+    }
+
+    /// A body of one frame is kept as it came; frames after it are joined
+    /// in order, and the limit counts all of them.
+    #[tokio::test]
+    async fn frames_are_kept_whole_or_joined_in_order() {
+        let budget = BodyBudget::new(1 << 20);
+        let frames = |parts: &[&'static [u8]]| {
+            let frames: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = parts
+                .iter()
+                .map(|p| Ok(http_body::Frame::data(Bytes::from_static(p))))
+                .collect();
+            Body::new(http_body_util::StreamBody::new(futures::stream::iter(
+                frames,
+            )))
+        };
+        let one = Bytes::from_static(b"{\"whole\":1}");
+        let kept = read_body(Body::from(one.clone()), 100, &budget)
+            .await
+            .unwrap();
+        assert_eq!(kept.bytes, one);
+        assert_eq!(kept.bytes.as_ptr(), one.as_ptr(), "one frame is not copied");
+        for parts in [
+            &[&b"ab"[..], b"cd", b"ef"][..],
+            &[b"", b"abc", b"", b"def"],
+            &[b"abcdef", b""],
+        ] {
+            let joined = read_body(frames(parts), 6, &budget).await.unwrap();
+            assert_eq!(&joined[..], b"abcdef", "{parts:?}");
+        }
+        let err = read_body(frames(&[b"abcd", b"efg"]), 6, &budget)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "request body exceeds 6 bytes");
     }
 }

@@ -43,6 +43,14 @@ impl PolicyStore {
         self.current.load_full()
     }
 
+    /// The policy in force for a short use that does not await, such as one
+    /// admission decision. Unlike [`Self::current`] it touches no reference
+    /// count: that is an atomic add on a cache line every worker thread
+    /// shares, paid twice per review.
+    pub fn borrow(&self) -> arc_swap::Guard<Option<Arc<Policy>>> {
+        self.current.load()
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.current.load().is_some()
     }

@@ -30,7 +30,6 @@ use crate::telemetry::{ExtenderLabels, ExtenderPhaseLabels, Metrics};
 pub const MAX_EXTENDER_BODY: usize = 32 * 1024 * 1024;
 
 /// What the extender handlers need.
-#[derive(Clone)]
 pub struct ExtenderState {
     pub policy: Arc<PolicyStore>,
     pub metrics: Metrics,
@@ -170,25 +169,20 @@ pub fn prioritize_nodes<'n, S: AsRef<str>>(
         .collect()
 }
 
-pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
+pub async fn filter(State(s): State<&'static ExtenderState>, body: Body) -> Response {
     let started = Instant::now();
     let bytes = match read_body(body, MAX_EXTENDER_BODY, &s.bodies).await {
         Ok(b) => b,
-        Err(e) => return bad_request(&s, "filter", e.into()),
+        Err(e) => return bad_request(s, "filter", e.into()),
     };
     let _timer = PhaseTimer::new(&s.metrics, "filter", started);
     let candidates = match parse_args::<RawNode>(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return bad_request(&s, "filter", HttpError::bad_request(e.to_string())),
+        Err(e) => return bad_request(s, "filter", HttpError::bad_request(e.to_string())),
     };
     let names = &candidates.names;
     let failed = if steered(&candidates) {
-        filter_nodes(
-            names,
-            &s.scores.current(),
-            &scheduling_rules(&s),
-            now_unix(),
-        )
+        filter_nodes(names, &s.scores.current(), &scheduling_rules(s), now_unix())
     } else {
         Vec::new()
     };
@@ -263,26 +257,21 @@ pub async fn filter(State(s): State<ExtenderState>, body: Body) -> Response {
     }
 }
 
-pub async fn prioritize(State(s): State<ExtenderState>, body: Body) -> Response {
+pub async fn prioritize(State(s): State<&'static ExtenderState>, body: Body) -> Response {
     let started = Instant::now();
     let bytes = match read_body(body, MAX_EXTENDER_BODY, &s.bodies).await {
         Ok(b) => b,
-        Err(e) => return bad_request(&s, "prioritize", e.into()),
+        Err(e) => return bad_request(s, "prioritize", e.into()),
     };
     let _timer = PhaseTimer::new(&s.metrics, "prioritize", started);
     // Only the names of full Nodes are read here; nothing is sent back.
     let candidates = match parse_args::<NamedNode>(&bytes) {
         Ok(parsed) => parsed,
-        Err(e) => return bad_request(&s, "prioritize", HttpError::bad_request(e.to_string())),
+        Err(e) => return bad_request(s, "prioritize", HttpError::bad_request(e.to_string())),
     };
     let names = &candidates.names;
     let list = if steered(&candidates) {
-        prioritize_nodes(
-            names,
-            &s.scores.current(),
-            &scheduling_rules(&s),
-            now_unix(),
-        )
+        prioritize_nodes(names, &s.scores.current(), &scheduling_rules(s), now_unix())
     } else {
         names
             .iter()
