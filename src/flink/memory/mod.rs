@@ -67,6 +67,7 @@ pub use error::{
     Shortfall, SumMismatch, Total,
 };
 pub use job_manager::JobManagerMemory;
+pub use options::reads_key;
 pub use process::SizedBy;
 pub use size::{MAX_BYTES, parse_memory_size, size};
 pub use task_manager::TaskManagerMemory;
@@ -81,13 +82,6 @@ pub fn task_manager(
 /// Derives the memory model of a JobManager from a flat Flink configuration.
 pub fn job_manager(conf: &BTreeMap<String, String>) -> Result<JobManagerMemory, MemoryModelError> {
     job_manager::derive(conf)
-}
-
-/// Whether the derivations may read `key`: every option they read is a
-/// JobManager's or a TaskManager's (checked on every read in debug builds).
-/// Keys outside cannot change a model.
-pub fn reads_key(key: &str) -> bool {
-    key.starts_with("taskmanager.") || key.starts_with("jobmanager.")
 }
 
 /// A flat configuration from pairs, for the tests of the submodules.

@@ -11,6 +11,13 @@ use super::error::{Expected, InvalidValue, MemoryModelError, Part, Process, Resu
 use super::java_number::{parse_java_float, parse_java_int};
 use super::size::{GIB, KIB, MAX_BYTES, MIB, multiply, parse_memory_size};
 
+/// Whether the derivations may read `key`: every option they read is a
+/// JobManager's or a TaskManager's (checked on every read in debug builds).
+/// Keys outside cannot change a model.
+pub fn reads_key(key: &str) -> bool {
+    key.starts_with("taskmanager.") || key.starts_with("jobmanager.")
+}
+
 // ---------------------------------------------------------------------------
 // Keys (flink-core TaskManagerOptions, JobManagerOptions,
 // NettyShuffleEnvironmentOptions of 1.20), with fallback keys and defaults.
@@ -208,7 +215,7 @@ impl<'a> Conf<'a> {
         debug_assert!(
             std::iter::once(o.key)
                 .chain(o.fallback.iter().copied())
-                .all(super::reads_key),
+                .all(reads_key),
             "{} is outside memory::reads_key",
             o.key
         );
