@@ -145,8 +145,8 @@ where
 }
 
 /// Every metric, registered once; cheap to clone: one shared pointer, not
-/// one per metric (the handlers clone it per request, and each clone of an
-/// `Arc` is an atomic on a cache line every core writes).
+/// one per metric (each clone of an `Arc` is an atomic on a cache line
+/// every core writes).
 #[derive(Clone)]
 pub struct Metrics(Arc<MetricSet>);
 

@@ -15,9 +15,8 @@ use super::decide::{self, Endpoint};
 use super::review::{self, MAX_BODY_BYTES};
 use crate::http::{BodyBudget, HttpError, read_body};
 use crate::policy::PolicyStore;
-use prometheus_client::metrics::counter::Counter;
-
 use crate::telemetry::{AdmissionLabels, EndpointLabels, Metrics};
+use prometheus_client::metrics::counter::Counter;
 
 /// What the admission handlers need.
 pub struct AdmissionState {
