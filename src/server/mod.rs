@@ -262,9 +262,7 @@ impl Server {
         }
 
         // 3: the leader's work, within what is left of the shutdown timeout.
-        let left = deadline.map_or(Duration::ZERO, |d| {
-            d.saturating_duration_since(tokio::time::Instant::now())
-        });
+        let left = shutdown_time_left(deadline, cfg.shutdown_timeout, tokio::time::Instant::now());
         leader_stop.cancel();
         let aborted = leader_work.join_all(left).await;
         if !aborted.is_empty() {
@@ -476,6 +474,19 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "flinkgate".into())
 }
 
+/// What is left of the shutdown timeout for the leader's work. `deadline`
+/// is `None` when serving finished before the loop saw the stop token: both
+/// become ready together on SIGTERM and `select!` picks either, and a quick
+/// drain wins. The shutdown then starts now, with the whole timeout; it must
+/// not be read as "no time left", which aborted the controllers at once.
+fn shutdown_time_left(
+    deadline: Option<tokio::time::Instant>,
+    timeout: Duration,
+    now: tokio::time::Instant,
+) -> Duration {
+    deadline.map_or(timeout, |d| d.saturating_duration_since(now))
+}
+
 /// Installs the SIGTERM / SIGINT handlers now (before the server reports
 /// itself listening, so no early signal takes the default action) and
 /// cancels `stop` on the first one.
@@ -494,4 +505,25 @@ fn install_signal_handlers(stop: &CancellationToken) -> anyhow::Result<()> {
         stop.cancel();
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leaders_work_keeps_the_whole_timeout_when_serving_ended_first() {
+        let now = tokio::time::Instant::now();
+        let timeout = Duration::from_secs(25);
+        assert_eq!(shutdown_time_left(None, timeout, now), timeout);
+        let started = Some(now + Duration::from_secs(10));
+        assert_eq!(
+            shutdown_time_left(started, timeout, now),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            shutdown_time_left(Some(now), timeout, now + Duration::from_secs(1)),
+            Duration::ZERO
+        );
+    }
 }
