@@ -16,7 +16,7 @@ KWOK_NODES ?= $(if $(filter 0,$(REAL_NODES)),3,0)
 
 TOOLS ?= $(or $(FLINKGATE_CACHE),$(HOME)/.cache/flinkgate)/tools
 
-.PHONY: test control-plane bench load cluster-up cluster-down crds deny
+.PHONY: test control-plane bench load release-pgo cluster-up cluster-down crds deny
 
 test: control-plane
 	@status=0; FLINKGATE_E2E_DIR=$(E2E_DIR) FLINKGATE_REAL_NODES_DIR=$(REAL_NODES_DIR) \
@@ -38,6 +38,11 @@ bench:
 
 load:
 	benches/load.sh
+
+# target/pgo/flinkgate: a profile-guided release build, trained on the review
+# fixtures (needs llvm-profdata of rustc's LLVM version; see hack/pgo-build).
+release-pgo:
+	hack/pgo-build
 
 cluster-up: control-plane
 	cargo build --release

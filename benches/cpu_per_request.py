@@ -8,7 +8,11 @@ divided by the requests it answered) varies less than req/s on this noisy
 scheduled.
 
     cargo build --release --bin flinkgate --example bare-server
-    python3 benches/cpu_per_request.py [--rounds 3] [--seconds 6] BIN [BIN...]
+    python3 benches/cpu_per_request.py [--rounds 3] [--seconds 6] [--bare PATH]... BIN [BIN...]
+
+`--bare` (repeatable) measures other builds of the bare server too (e.g. one
+built the same way as a flinkgate build under test); each flinkgate build
+is compared with the first.
 
 Prints one line per round, server and endpoint, then the medians.
 """
@@ -49,12 +53,16 @@ def main():
     ap.add_argument("bins", nargs="+", metavar="BIN", help="flinkgate binaries to compare")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=6)
+    ap.add_argument("--bare", action="append", metavar="PATH",
+                    help=f"bare-server builds to measure (default: {BARE})")
     a = ap.parse_args()
-    for tool in (OHA, BARE):
+    bares = a.bare or [BARE]
+    for tool in [OHA] + bares:
         if not os.access(tool, os.X_OK):
             sys.exit(f"{tool} is missing: run benches/load.sh once (it installs oha) and "
                      "cargo build --release --example bare-server")
-    servers = [("bare", [BARE, "127.0.0.1:19500"], 19500)]
+    servers = [("bare" if i == 0 else f"bare{i}:{os.path.basename(b)}", [b, f"127.0.0.1:{19490 + i}"], 19490 + i)
+               for i, b in enumerate(bares)]
     for i, b in enumerate(a.bins):
         port = 19501 + i
         servers.append((f"{i}:{os.path.basename(b)}", [b, "serve", "--listen", f"127.0.0.1:{port}"], port))
@@ -65,7 +73,7 @@ def main():
         for rnd in range(a.rounds):
             for endpoint in ("/validate", "/mutate"):
                 for name, _, port in servers:
-                    if name == "bare" and endpoint == "/mutate":
+                    if name.startswith("bare") and endpoint == "/mutate":
                         continue  # it answers /validate only
                     rps, us = load(procs[name].pid, f"https://127.0.0.1:{port}{endpoint}", a.seconds)
                     results.setdefault((name, endpoint), []).append((rps, us))

@@ -8,8 +8,10 @@
 //! callgrind_annotate --inclusive=yes /tmp/cg.out | head -60
 //! ```
 //!
-//! `validate` or `mutate`, then the number of rounds (default 2000), on the
-//! 3 KB FlinkDeployment review of `benches/load.sh`.
+//! `validate`, `mutate` or `bare` (what `benches/bare_server.rs` does: the
+//! envelope parsed with the objects left raw, `allowed: true` answered; the
+//! baseline of the load test), then the number of rounds (default 2000), on
+//! the 3 KB FlinkDeployment review of `benches/load.sh`.
 
 use std::hint::black_box;
 
@@ -24,10 +26,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let mut args = std::env::args().skip(1);
     let endpoint = match args.next().as_deref() {
-        Some("mutate") => Endpoint::Mutate,
-        Some("validate") | None => Endpoint::Validate,
+        Some("mutate") => Some(Endpoint::Mutate),
+        Some("validate") | None => Some(Endpoint::Validate),
+        Some("bare") => None,
         Some(other) => {
-            eprintln!("usage: decision-profile [validate|mutate] [ROUNDS]; not {other:?}");
+            eprintln!("usage: decision-profile [validate|mutate|bare] [ROUNDS]; not {other:?}");
             std::process::exit(2);
         }
     };
@@ -41,8 +44,16 @@ fn main() {
     let sessions = NoClusterView("profile");
     let mut bytes = 0;
     for _ in 0..rounds {
-        let req = review::parse_typed(black_box(&body)).expect("a valid review");
-        let answer = review::encode(decide(endpoint, &policy, &req, &sessions).response);
+        let answer = match endpoint {
+            Some(endpoint) => {
+                let req = review::parse_typed(black_box(&body)).expect("a valid review");
+                review::encode(decide(endpoint, &policy, &req, &sessions).response)
+            }
+            None => {
+                let req = review::parse(black_box(&body)).expect("a valid review");
+                review::encode(review::allow(&req.uid))
+            }
+        };
         bytes += black_box(answer).len();
     }
     println!("{rounds} rounds, {bytes} bytes answered");

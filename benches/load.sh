@@ -6,6 +6,7 @@
 #
 #   benches/load.sh            # DURATION=10s CONNECTIONS=64 RATE=5000 by default
 #   FLINKGATE_BIN=path benches/load.sh   # measure another build (e.g. an older commit's)
+#   PGO=1 benches/load.sh      # both servers built by hack/pgo-build (profile-guided)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -19,10 +20,18 @@ if [ ! -x "$OHA" ]; then
 fi
 # Two builds: examples turn on the test-support feature (dev-dependencies),
 # and the flinkgate measured must be the release binary users get.
-cargo build --release --quiet --bin flinkgate
-cargo build --release --quiet --example bare-server
-FG=${FLINKGATE_BIN:-target/release/flinkgate}
-echo "measuring $FG" >&2
+if [ "${PGO:-0}" = 1 ]; then
+  # Like with like: the bare server gets the same profile-guided build.
+  hack/pgo-build --with-bare
+  FG=${FLINKGATE_BIN:-target/pgo/flinkgate}
+  BARE=target/pgo/bare-server
+else
+  cargo build --release --quiet --bin flinkgate
+  cargo build --release --quiet --example bare-server
+  FG=${FLINKGATE_BIN:-target/release/flinkgate}
+  BARE=target/release/examples/bare-server
+fi
+echo "measuring $FG against $BARE" >&2
 BODY=tests/fixtures/flinkdeployment-create.json
 FG_PORT=18443 BARE_PORT=19443
 
@@ -55,7 +64,7 @@ print(f"start to ready: median {sorted(samples)[2]:.1f} ms (5 runs: {', '.join(f
 PY
 
 "$FG" serve --listen 127.0.0.1:$FG_PORT 2>/dev/null & pids+=($!); FG_PID=$!
-target/release/examples/bare-server 127.0.0.1:$BARE_PORT 2>/dev/null & pids+=($!)
+"$BARE" 127.0.0.1:$BARE_PORT 2>/dev/null & pids+=($!)
 sleep 0.5
 
 run() { # name url extra-args...

@@ -93,7 +93,7 @@ impl Server {
         Self::start_binary(&release_binary(), extra)
     }
 
-    fn start_binary(binary: &str, extra: &[&str]) -> Server {
+    pub fn start_binary(binary: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let bundle = write_certs(dir.path());
         let cert = dir.path().join("tls.crt");
