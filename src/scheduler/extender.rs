@@ -110,7 +110,8 @@ fn steered<N>(c: &Candidates<'_, N>) -> bool {
 
 fn scheduling_rules(s: &ExtenderState) -> SchedulingRules {
     s.policy
-        .current()
+        .borrow()
+        .as_deref()
         .map(|p| p.rules_for(None).scheduling.clone())
         .unwrap_or_default()
 }
