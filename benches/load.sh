@@ -4,9 +4,11 @@
 # and RSS under load. Needs `oha` (installed from the crate registry into
 # ~/.cache/flinkgate/tools on first use).
 #
-#   benches/load.sh            # DURATION=10s CONNECTIONS=64 RATE=5000 by default
+#   benches/load.sh            # DURATION=10s CONNECTIONS=64 RATE=5000 by default;
+#                              # both servers built by hack/pgo-build (profile-
+#                              # guided, as flinkgate ships: hack/images, Dockerfile)
+#   PGO=0 benches/load.sh      # both servers as plain `cargo build --release`
 #   FLINKGATE_BIN=path benches/load.sh   # measure another build (e.g. an older commit's)
-#   PGO=1 benches/load.sh      # both servers built by hack/pgo-build (profile-guided)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -20,7 +22,7 @@ if [ ! -x "$OHA" ]; then
 fi
 # Two builds: examples turn on the test-support feature (dev-dependencies),
 # and the flinkgate measured must be the release binary users get.
-if [ "${PGO:-0}" = 1 ]; then
+if [ "${PGO:-1}" = 1 ]; then
   # Like with like: the bare server gets the same profile-guided build.
   hack/pgo-build --with-bare
   FG=${FLINKGATE_BIN:-target/pgo/flinkgate}
