@@ -681,14 +681,6 @@ struct Flink {
     lib: PathBuf,
 }
 
-fn cache_root() -> PathBuf {
-    std::env::var_os("FLINKGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/flinkgate")
-        })
-}
-
 /// `<flink.version>` of hack/flink/pom.xml, which names the distribution
 /// `hack/flink/flink fetch` unpacks.
 fn flink_version() -> String {
@@ -707,7 +699,7 @@ fn locate_flink() -> Result<Flink, String> {
     let explicit = std::env::var_os("FLINKGATE_FLINK_DIST").map(PathBuf::from);
     let dist = explicit
         .clone()
-        .unwrap_or_else(|| cache_root().join(format!("flink-{}", flink_version())));
+        .unwrap_or_else(|| common::cache_root().join(format!("flink-{}", flink_version())));
     let lib = dist.join("lib");
     if explicit.is_none() && !lib.exists() {
         // The same idempotent fetch the e2e tests use (Maven, cached), so

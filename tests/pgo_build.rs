@@ -21,12 +21,7 @@ async fn the_shipped_profile_guided_build_answers_every_fixture_as_the_test_buil
         !bytes.windows(14).any(|w| w == b"__llvm_profile"),
         "{shipped} is the instrumented build"
     );
-    let cache = std::env::var_os("FLINKGATE_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/flinkgate")
-        });
-    let profile = cache.join("pgo/flinkgate-x86_64-unknown-linux-gnu.profdata");
+    let profile = common::cache_root().join("pgo/flinkgate-x86_64-unknown-linux-gnu.profdata");
     let profile_len = std::fs::metadata(&profile).map(|m| m.len()).unwrap_or(0);
     assert!(
         profile_len > 0,

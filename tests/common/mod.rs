@@ -38,6 +38,16 @@ pub fn release_binary() -> String {
         .expect("hack/images release-binary names the binary")
 }
 
+/// Where the build scripts cache what they make: `$FLINKGATE_CACHE`, by
+/// default `~/.cache/flinkgate`.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("FLINKGATE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/flinkgate")
+        })
+}
+
 /// A JDK's `java`: `$JAVA_HOME/bin/java`, else `java` on PATH. The tests
 /// that compare with Java run their drivers as single-file programs, which
 /// needs a JDK.
