@@ -93,12 +93,7 @@ impl Drop for JarServer {
 
 /// The TopSpeedWindowing example jar fetched by hack/flink.
 pub fn example_jar() -> PathBuf {
-    let cache = std::env::var("FLINKGATE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/flinkgate")
-        });
-    let dir = std::fs::read_dir(&cache)
+    let dir = std::fs::read_dir(crate::common::cache_root())
         .ok()
         .into_iter()
         .flatten()

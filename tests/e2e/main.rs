@@ -8,6 +8,8 @@
 //! where it fails.
 
 mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
 mod controller;
 mod jar_server;
 mod manifests;

@@ -11,6 +11,8 @@
 
 #[path = "../e2e/cluster.rs"]
 mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
 mod in_cluster;
 #[path = "../e2e/jar_server.rs"]
 mod jar_server;
